@@ -1,0 +1,192 @@
+"""``walkless``: the headless command line. The only place that parses arguments.
+
+    walkless train --variant finetune --task sst --data-dir DIR --epochs 1
+    walkless eval --checkpoint RUN_DIR [--data-dir DIR]
+    walkless predict --checkpoint RUN_DIR --task sst --input FILE --output FILE
+    walkless compare RUN [RUN ...]
+    walkless demo-data OUT
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from core.config import SmartConfig, TrainConfig
+
+console = Console(stderr=True)
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--variant", default=d.variant,
+                   help="pretrain, finetune, rrobin, rrobin-pre, rrobin-full, proportional, annealed; "
+                        "modifiers +smart, +rlayer (e.g. rrobin-full+rlayer+smart)")
+    p.add_argument("--task", default=d.task, help="task of single-task variants: sst, cfimdb, para, sts")
+    p.add_argument("--encoder", default=d.encoder, help="minilm-l6 (packaged) or a Hugging Face BERT folder")
+    p.add_argument("--data-dir", default=None, help="folder with the CS224N files (default: the demo data)")
+    p.add_argument("--runs-dir", default=d.runs_dir)
+    p.add_argument("--name", default=None, help="run name (default: generated)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 for pretrain, 1e-5 otherwise")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--pooling", choices=["mean", "cls"], default=None,
+                   help="sentence embedding (default: what the encoder folder declares, else cls)")
+    p.add_argument("--max-length", type=int, default=d.max_length)
+    p.add_argument("--summed-step", action="store_true", help="one summed loss and one step per iteration")
+    p.add_argument("--temperature", type=float, default=d.temperature, help="annealed sampling temperature")
+    p.add_argument("--pre-epochs", type=int, default=d.pre_epochs, help="Quora-only epochs for rrobin-pre")
+    p.add_argument("--max-train", type=int, default=None, help="cap on training examples per task")
+    p.add_argument("--max-dev", type=int, default=None, help="cap on dev examples per task")
+    p.add_argument("--max-steps", type=int, default=None, help="cap on iterations per epoch")
+    p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument("--keep-last", type=int, default=d.keep_last)
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-bucket", action="store_true", help="batches in file order (no length bucketing)")
+    p.add_argument("--autocast", choices=["bf16"], default=None)
+    p.add_argument("--compile", action="store_true", help="torch.compile the encoder")
+    s = SmartConfig()
+    for f, h in [("lam", "λ"), ("eps", "ε"), ("sigma", "σ"), ("eta", "η"), ("beta", "β"), ("mu", "μ")]:
+        p.add_argument(f"--smart-{f}", type=float, default=getattr(s, f), help=f"SMART {h}")
+    p.add_argument("--smart-steps", type=int, default=s.steps, help="SMART ascent steps K")
+    p.add_argument("--smart-dropout-on", action="store_true", help="keep dropout on in the adversarial loss")
+
+
+def train_config(a: argparse.Namespace) -> TrainConfig:
+    smart = SmartConfig(lam=a.smart_lam, eps=a.smart_eps, sigma=a.smart_sigma, eta=a.smart_eta,
+                        steps=a.smart_steps, beta=a.smart_beta, mu=a.smart_mu, dropout_off=not a.smart_dropout_on)
+    return TrainConfig(
+        variant=a.variant, task=a.task, encoder=a.encoder, data_dir=a.data_dir, runs_dir=a.runs_dir,
+        name=a.name, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, dropout=a.dropout,
+        pooling=a.pooling, max_length=a.max_length, per_task_step=not a.summed_step, temperature=a.temperature,
+        pre_epochs=a.pre_epochs, max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps,
+        log_every=a.log_every, checkpoint_every=a.checkpoint_every, keep_last=a.keep_last, device=a.device,
+        threads=a.threads, bucket=not a.no_bucket, autocast=a.autocast, compile=a.compile, smart=smart,
+    )
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from core.train import train
+
+    run_dir = train(train_config(a))
+    console.print(f"[green]run finished:[/] {run_dir}")
+    print(run_dir)
+    return 0
+
+
+def _dev_sets(model, tok, data_dir: Path) -> dict:
+    from core.data import load_task
+
+    return {t: load_task(data_dir, t, "dev", tok) for t in model.heads.tasks}
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from core.checkpoint import load_checkpoint
+    from core.data import demo_data_dir
+    from core.evaluate import evaluate
+
+    model, meta, tok = load_checkpoint(a.checkpoint)
+    data_dir = Path(a.data_dir) if a.data_dir else demo_data_dir()
+    metrics, reports = evaluate(model, _dev_sets(model, tok, data_dir), a.batch_size)
+    from core.report import print_metrics
+
+    print_metrics(metrics, reports, meta)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"metrics": metrics, "reports": reports}, indent=2))
+    return 0
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from core.checkpoint import load_checkpoint
+    from core.data import read_examples, tokenize
+    from core.evaluate import predict
+
+    model, _, tok = load_checkpoint(a.checkpoint)
+    if a.task not in model.heads.tasks:
+        raise ValueError(f"checkpoint {a.checkpoint} has no {a.task} head (it has {', '.join(model.heads.tasks)})")
+    examples = read_examples(a.input, a.task)
+    preds = predict(model, tokenize(examples, a.task, tok, source=a.input), a.batch_size)
+    out = Path(a.output)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(["id", "prediction"])
+        for e, p in zip(examples, preds.tolist()):
+            w.writerow([e.id, f"{p:.4f}" if a.task == "sts" else int(p)])
+    tmp.replace(out)
+    console.print(f"wrote {len(examples)} predictions to {out}")
+    return 0
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from core.report import print_compare
+
+    print_compare([Path(r) for r in a.runs])
+    return 0
+
+
+def cmd_demo_data(a: argparse.Namespace) -> int:
+    from core.demo import write_demo_data
+
+    print(write_demo_data(a.out, seed=a.seed))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="walkless", description="Multitask BERT fine-tuning (headless).")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a variant; the run lands in RUNS_DIR/NAME")
+    add_train_args(t)
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("eval", help="dev metrics, confusion matrices and per-class F1 of a checkpoint")
+    e.add_argument("--checkpoint", required=True, help="a run folder (its best checkpoint) or a checkpoint folder")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--batch-size", type=int, default=128)
+    e.add_argument("--json", default=None, help="also write metrics and reports to this JSON file")
+    e.set_defaults(func=cmd_eval)
+    r = sub.add_parser("predict", help="predictions for a CS224N-format file, as id<TAB>prediction")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--task", required=True, choices=["sst", "cfimdb", "para", "sts"])
+    r.add_argument("--input", required=True)
+    r.add_argument("--output", required=True)
+    r.add_argument("--batch-size", type=int, default=128)
+    r.set_defaults(func=cmd_predict)
+    c = sub.add_parser("compare", help="the report's Table 2 for some runs")
+    c.add_argument("runs", nargs="+")
+    c.set_defaults(func=cmd_compare)
+    d = sub.add_parser("demo-data", help="write the synthetic demo dataset into a folder")
+    d.add_argument("out")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose or a.command == "train" else logging.WARNING,
+                        format="%(levelname)s %(message)s")
+    for noisy in ("httpx", "transformers", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        return a.func(a)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:
+        console.print(f"[red]error:[/] {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

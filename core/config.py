@@ -1,0 +1,67 @@
+"""Typed configuration for training. Only the CLI (and the app's launch form) turns text into these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class SmartConfig:
+    """SMART hyperparameters; defaults are the report's (section 4.2)."""
+
+    lam: float = 5.0  # λ, weight of the adversarial regularizer
+    eps: float = 1e-5  # ε, radius of the perturbation ball (∞-norm)
+    sigma: float = 1e-5  # σ, std of the initial Gaussian noise
+    eta: float = 1e-3  # η, ascent step size
+    steps: int = 1  # K, ascent steps
+    beta: float = 0.995  # β, momentum of the Bregman teacher
+    mu: float = 1.0  # μ, weight of the Bregman term
+    dropout_off: bool = True  # the report's change: no dropout while computing the adversarial loss
+
+
+@dataclass
+class TrainConfig:
+    variant: str = "finetune"  # pretrain, finetune, rrobin, rrobin-pre, rrobin-full, with +smart/+rlayer
+    task: str = "sst"  # for single-task variants
+    encoder: str = "minilm-l6"  # a name or a Hugging Face BERT folder
+    data_dir: str | None = None  # None: the demo data
+    runs_dir: str = "runs"
+    name: str | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float | None = None  # None: 1e-3 for pretrain, 1e-5 otherwise (the report's)
+    seed: int = 0
+    dropout: float = 0.3
+    pooling: str | None = None  # None: what the encoder folder declares (mean for sentence-transformers)
+    max_length: int = 512
+    weight_decay: float = 0.0
+    per_task_step: bool = True  # one optimizer step per task in turn (the report); False: one summed step
+    schedule: str | None = None  # rrobin | rrobin-pre | rrobin-full | proportional | annealed (from variant)
+    temperature: float = 1.0  # for annealed sampling: final temperature
+    pre_epochs: int = 1  # Quora-only epochs before round-robin, for rrobin-pre
+    eval_batch_size: int = 128
+    log_every: int = 10
+    checkpoint_every: int = 0  # steps; 0 = only at each epoch end
+    keep_last: int = 2
+    device: str = "auto"
+    threads: int | None = None
+    max_train: int | None = None  # cap on training examples per task (short runs)
+    max_dev: int | None = None  # cap on dev examples per task
+    max_steps: int | None = None  # cap on iterations per epoch (short runs)
+    bucket: bool = True  # length-bucketed batches
+    fused_adamw: bool = True
+    autocast: str | None = None  # None, "bf16"
+    compile: bool = False
+    smart: SmartConfig = field(default_factory=SmartConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if isinstance(d.get("smart"), dict):
+            d["smart"] = SmartConfig(**d["smart"])
+        return cls(**d)

@@ -1,0 +1,259 @@
+"""CS224N-format task files: reading with validation, tokenizing once, and padded, length-bucketed batches.
+
+Files are tab-separated with a header row (read with ``csv.DictReader``), columns found by name:
+``ids-sst-*.csv`` and ``ids-cfimdb-*.csv`` (id, sentence, sentiment), ``quora-*.csv`` (id, sentence1,
+sentence2, is_duplicate) and ``sts-*.csv`` (id, sentence1, sentence2, similarity). Damaged rows are
+skipped and counted in one warning per file; a missing file or column is a ``DataError``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+MAX_LENGTH = 512
+
+
+class DataError(ValueError):
+    """A data file that cannot be used at all; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    stem: str  # file name before "-train.csv" / "-dev.csv" / "-test-student.csv"
+    text_columns: tuple[str, ...]
+    label_column: str
+    kind: str  # "classify" (integer classes), "binary" (one logit) or "regress" (0..5 score)
+    num_classes: int
+    metric: str  # the dev metric that picks the best checkpoint
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.text_columns) == 2
+
+    def parse_label(self, raw: str) -> float | int:
+        """Label text -> value; ``ValueError`` when empty, unparsable or out of range."""
+        v = float(raw)
+        if self.kind == "regress":
+            if not 0.0 <= v <= 5.0:
+                raise ValueError(f"score {raw!r} outside 0..5")
+            return v
+        if v != int(v) or not 0 <= int(v) < self.num_classes:
+            raise ValueError(f"label {raw!r} outside 0..{self.num_classes - 1}")
+        return int(v)
+
+
+TASKS: dict[str, TaskSpec] = {
+    "sst": TaskSpec("sst", "ids-sst", ("sentence",), "sentiment", "classify", 5, "sst/acc"),
+    "cfimdb": TaskSpec("cfimdb", "ids-cfimdb", ("sentence",), "sentiment", "classify", 2, "cfimdb/acc"),
+    "para": TaskSpec("para", "quora", ("sentence1", "sentence2"), "is_duplicate", "binary", 2, "para/acc"),
+    "sts": TaskSpec("sts", "sts", ("sentence1", "sentence2"), "similarity", "regress", 0, "sts/pearson"),
+}
+SPLITS = ("train", "dev", "test-student")
+
+
+def task_file(data_dir: str | Path, task: str, split: str) -> Path:
+    return Path(data_dir) / f"{TASKS[task].stem}-{split}.csv"
+
+
+@dataclass
+class Example:
+    id: str
+    texts: tuple[str, ...]
+    label: float | int | None
+    row: int  # line number in the file, for messages
+
+
+def _row_problem(row: dict, spec: TaskSpec, labeled: bool) -> str | None:
+    if None in row:
+        return "extra columns"
+    cols = ("id", *spec.text_columns) + ((spec.label_column,) if labeled else ())
+    for c in cols:
+        v = row.get(c)
+        if v is None:
+            return "missing columns"
+        if not v.strip():
+            return f"empty {c}"
+        if "\n" in v or "\t" in v:
+            return f"broken quoting in {c}"
+        if any("\udc80" <= ch <= "\udcff" for ch in v):
+            return f"non-UTF-8 bytes in {c}"
+    return None
+
+
+def read_examples(path: str | Path, task: str, labeled: bool | None = None) -> list[Example]:
+    """Read one CS224N file. ``labeled=None`` means: use the label column when the header has it.
+
+    Returns the valid rows in file order; skipped rows are reported in one warning line.
+    """
+    spec, path = TASKS[task], Path(path)
+    try:
+        fp = open(path, newline="", encoding="utf-8", errors="surrogateescape")
+    except OSError as e:
+        raise DataError(f"{path}: cannot open ({e.strerror or e})") from e
+    with fp:
+        reader = csv.DictReader(fp, delimiter="\t")
+        header = reader.fieldnames or []
+        if not header:
+            raise DataError(f"{path}: empty file (expected a tab-separated header row)")
+        if labeled is None:
+            labeled = spec.label_column in header
+        for c in ("id", *spec.text_columns) + ((spec.label_column,) if labeled else ()):
+            if c not in header:
+                hint = " (is the file tab-separated?)" if len(header) == 1 else ""
+                raise DataError(f"{path}: missing column {c!r}; header has {header}{hint}")
+        examples, skipped, first_bad = [], Counter(), {}
+        for row in reader:
+            problem = _row_problem(row, spec, labeled)
+            label = None
+            if problem is None and labeled:
+                try:
+                    label = spec.parse_label(row[spec.label_column])
+                except ValueError as e:
+                    problem = str(e) if "outside" in str(e) else f"bad {spec.label_column}"
+            if problem:
+                skipped[problem] += 1
+                first_bad.setdefault(problem, reader.line_num)
+                continue
+            texts = tuple(row[c].strip() for c in spec.text_columns)
+            examples.append(Example(row["id"].strip(), texts, label, reader.line_num))
+    if skipped:
+        parts = ", ".join(f"{n} {p} (first at line {first_bad[p]})" for p, n in skipped.items())
+        log.warning("%s: skipped %d malformed rows: %s", path, sum(skipped.values()), parts)
+    if not examples:
+        raise DataError(f"{path}: no valid rows")
+    return examples
+
+
+@dataclass
+class TaskData:
+    """One task's split, tokenized once: token id lists (no padding) and labels."""
+
+    task: str
+    ids: list[str]
+    tokens_a: list[list[int]]
+    tokens_b: list[list[int]] | None
+    labels: torch.Tensor | None  # (N,) long for classes, float for binary/regression
+    truncated: int = 0
+    lengths: list[int] = field(default_factory=list)  # non-pad tokens per example (both sides for pairs)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _encode(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
+    enc = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    cut = 0
+    for i, ids in enumerate(enc):
+        if len(ids) > max_length:
+            enc[i] = ids[: max_length - 1] + ids[-1:]  # keep [SEP] at the end
+            cut += 1
+    return enc, cut
+
+
+def tokenize(examples: list[Example], task: str, tokenizer, max_length: int = MAX_LENGTH,
+             source: str = "") -> TaskData:
+    """Tokenize every example once; sentences past ``max_length`` tokens are cut and counted."""
+    spec = TASKS[task]
+    a, cut_a = _encode(tokenizer, [e.texts[0] for e in examples], max_length)
+    b, cut_b = (None, 0)
+    if spec.is_pair:
+        b, cut_b = _encode(tokenizer, [e.texts[1] for e in examples], max_length)
+    labels = None
+    if examples and examples[0].label is not None:
+        dtype = torch.long if spec.kind == "classify" else torch.float32
+        labels = torch.tensor([e.label for e in examples], dtype=dtype)
+    if cut_a + cut_b:
+        log.warning("%s: %d sentences longer than %d tokens were truncated", source or task, cut_a + cut_b, max_length)
+    lengths = [len(x) + (len(b[i]) if b else 0) for i, x in enumerate(a)]
+    return TaskData(task, [e.id for e in examples], a, b, labels, cut_a + cut_b, lengths)
+
+
+def load_task(data_dir: str | Path, task: str, split: str, tokenizer, max_length: int = MAX_LENGTH) -> TaskData:
+    path = task_file(data_dir, task, split)
+    return tokenize(read_examples(path, task, labeled=None if split == "test-student" else True),
+                    task, tokenizer, max_length, source=str(path))
+
+
+@dataclass
+class Batch:
+    """Padded tensors for one batch. Pair tasks stack both sides: rows [0, B) are u, rows [B, 2B) are v."""
+
+    task: str
+    input_ids: torch.Tensor  # (N, T), N = B or 2B
+    attention_mask: torch.Tensor  # (N, T)
+    labels: torch.Tensor | None  # (B,)
+    index: list[int]  # positions in the TaskData
+    n_tokens: int  # non-padding tokens
+
+    @property
+    def size(self) -> int:
+        return len(self.index)
+
+    def to(self, device: torch.device | str) -> Batch:
+        lab = None if self.labels is None else self.labels.to(device, non_blocking=True)
+        return Batch(self.task, self.input_ids.to(device, non_blocking=True),
+                     self.attention_mask.to(device, non_blocking=True), lab, self.index, self.n_tokens)
+
+
+def _pad(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def collate(data: TaskData, index: list[int]) -> Batch:
+    """Pad one batch to its own longest sequence."""
+    seqs = [data.tokens_a[i] for i in index]
+    if data.tokens_b is not None:
+        seqs += [data.tokens_b[i] for i in index]  # one forward pass for both sides of every pair
+    ids, mask = _pad(seqs)
+    labels = None if data.labels is None else data.labels[index]
+    return Batch(data.task, ids, mask, labels, list(index), sum(len(s) for s in seqs))
+
+
+def batch_indices(lengths: list[int], batch_size: int, shuffle: bool, rng: random.Random | None = None,
+                  bucket: bool = True, drop_last: bool = False) -> list[list[int]]:
+    """Split ``range(len(lengths))`` into batches.
+
+    With ``bucket``, examples are sorted by length inside windows of 50 batches, so each batch pads
+    little, and the batch order is shuffled; without it, plain (shuffled) order.
+    """
+    order = list(range(len(lengths)))
+    rng = rng or random.Random(0)
+    if shuffle:
+        rng.shuffle(order)
+    if bucket:
+        window = batch_size * 50
+        order = [i for s in range(0, len(order), window)
+                 for i in sorted(order[s:s + window], key=lengths.__getitem__)]
+    batches = [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
+    if drop_last and batches and len(batches[-1]) < batch_size:
+        batches.pop()
+    if shuffle and bucket:
+        rng.shuffle(batches)
+    return batches
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)
+
+
+def demo_data_dir() -> Path:
+    """The demo dataset shipped in ``assets/demo-data`` (regenerated into a cache when not present)."""
+    from core.demo import ensure_demo_data
+
+    return ensure_demo_data()

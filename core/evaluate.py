@@ -1,0 +1,74 @@
+"""Evaluation: dev metrics per task, per-class reports, and predictions in input order.
+
+Metric names: ``sst/acc``, ``cfimdb/acc``, ``para/acc``, ``sts/pearson``. Reports hold the confusion
+matrix and per-class precision/recall/F1 (scikit-learn) for classification tasks, and the true and
+predicted score lists for STS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from core.data import TASKS, TaskData, batch_indices, collate
+from core.multitask import MultitaskBert, predictions
+
+SST_LABELS = ["negative", "somewhat negative", "neutral", "somewhat positive", "positive"]
+CLASS_NAMES = {"sst": SST_LABELS, "cfimdb": ["negative", "positive"], "para": ["not duplicate", "duplicate"]}
+
+
+@torch.inference_mode()
+def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device: str | torch.device = "cpu",
+            autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Predictions for every example of ``data``, in its order: class ids, or 0..5 scores for STS."""
+    was_training = model.training
+    model.eval()
+    out = torch.empty(len(data), dtype=torch.float32)
+    for idx in batch_indices(data.lengths, batch_size, shuffle=False, bucket=True):
+        batch = collate(data, idx).to(device)
+        with torch.autocast(torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            o = model(batch)
+        out[idx] = predictions(data.task, o.float()).float().cpu()
+    model.train(was_training)
+    return out
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def task_report(task: str, labels: np.ndarray, preds: np.ndarray) -> tuple[dict[str, float], dict]:
+    """(metrics, report) for one task from true labels and predictions."""
+    if TASKS[task].kind == "regress":
+        return {f"{task}/pearson": pearson(labels, preds)}, {"task": task, "true": labels.round(3).tolist(),
+                                                             "pred": preds.round(3).tolist()}
+    classes = list(range(TASKS[task].num_classes))
+    labels, preds = labels.astype(int), preds.astype(int)
+    p, r, f, s = precision_recall_fscore_support(labels, preds, labels=classes, zero_division=0)
+    report = {"task": task, "labels": CLASS_NAMES[task], "confusion": confusion_matrix(labels, preds, labels=classes).tolist(),
+              "precision": p.round(4).tolist(), "recall": r.round(4).tolist(), "f1": f.round(4).tolist(),
+              "support": s.tolist()}
+    return {f"{task}/acc": float((labels == preds).mean()), f"{task}/macro_f1": float(f.mean())}, report
+
+
+def evaluate(model: MultitaskBert, datasets: dict[str, TaskData], batch_size: int = 128,
+             device: str | torch.device = "cpu") -> tuple[dict[str, float], dict[str, dict]]:
+    """Evaluate every labelled dataset: ``({"sst/acc": ..., "sts/pearson": ...}, {task: report})``."""
+    metrics, reports = {}, {}
+    for task, data in datasets.items():
+        if data.labels is None:
+            continue
+        preds = predict(model, data, batch_size, device).numpy()
+        m, r = task_report(task, data.labels.float().numpy(), preds)
+        metrics.update(m)
+        reports[task] = r
+    return metrics, reports
+
+
+def headline(metrics: dict[str, float]) -> float:
+    """One number to pick the best checkpoint: the mean of each task's main metric."""
+    main = [v for k, v in metrics.items() if k.endswith("/acc") or k.endswith("/pearson")]
+    return sum(main) / len(main) if main else float("-inf")

@@ -1,0 +1,142 @@
+"""Task heads on one shared minBERT encoder (the report's Figure 1 and 2).
+
+- SST (5-way) and CFIMDB (2-way): linear classifier on the sentence embedding, cross-entropy.
+- Paraphrase: one logit from ``[h_u, h_v, |h_u - h_v|]``, binary cross-entropy.
+- STS: cosine similarity of the two embeddings times 5 (the sentence-transformers convention), MSE.
+- ``rlayer``: a relational layer shared by paraphrase and STS, a linear layer with LeakyReLU over
+  ``[h_u, h_v, |h_u - h_v|, h_u * h_v / (|h_u| |h_v| + eps)]``, feeding one linear output per task.
+
+Outputs per task: ``classify`` -> logits (B, C); ``binary`` -> one logit (B,); ``regress`` -> score (B,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.data import TASKS, Batch
+from core.model import BertConfig, BertModel
+
+
+@dataclass
+class HeadConfig:
+    tasks: tuple[str, ...] = ("sst", "para", "sts")
+    pooling: str = "mean"  # "mean" over real tokens, or "cls"
+    dropout: float = 0.3
+    rlayer: bool = False
+    eps: float = 1e-8
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tasks"] = list(self.tasks)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> HeadConfig:
+        d = dict(d)
+        d["tasks"] = tuple(d.get("tasks", cls.tasks))
+        return cls(**d)
+
+
+def pool(h: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Hidden states (N, T, C) and mask (N, T) -> sentence embeddings (N, C)."""
+    if how == "cls":
+        return h[:, 0]
+    m = mask.unsqueeze(-1).to(h.dtype)  # (N, T, 1)
+    return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+class RelationalLayer(nn.Module):
+    """Shared layer for the two pair tasks (report 3.3)."""
+
+    def __init__(self, hidden: int, eps: float):
+        super().__init__()
+        self.dense = nn.Linear(4 * hidden, hidden)
+        self.act = nn.LeakyReLU()
+        self.eps = eps
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """u, v (B, C) -> (B, C)."""
+        norm = u.norm(dim=-1, keepdim=True) * v.norm(dim=-1, keepdim=True) + self.eps
+        return self.act(self.dense(torch.cat([u, v, (u - v).abs(), u * v / norm], dim=-1)))
+
+
+class MultitaskBert(nn.Module):
+    """A ``BertModel`` plus the heads of ``HeadConfig.tasks``."""
+
+    def __init__(self, bert: BertModel, heads: HeadConfig):
+        super().__init__()
+        self.bert = bert
+        self.heads = heads
+        C = bert.config.hidden_size
+        self.dropout = nn.Dropout(heads.dropout)
+        if "sst" in heads.tasks:
+            self.sst_classifier = nn.Linear(C, TASKS["sst"].num_classes)
+        if "cfimdb" in heads.tasks:
+            self.cfimdb_classifier = nn.Linear(C, TASKS["cfimdb"].num_classes)
+        if heads.rlayer:
+            self.relational = RelationalLayer(C, heads.eps)
+            self.para_out = nn.Linear(C, 1)
+            self.sts_out = nn.Linear(C, 1)
+            nn.init.constant_(self.sts_out.bias, 2.5)  # start in the middle of the 0..5 scale
+        elif "para" in heads.tasks:
+            self.para_classifier = nn.Linear(3 * C, 1)
+
+    @property
+    def config(self) -> BertConfig:
+        return self.bert.config
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """Token ids -> embedding-layer output (N, T, C), the input SMART perturbs."""
+        return self.bert.embed(batch.input_ids)
+
+    def head(self, task: str, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Embedding-layer output (N, T, C) -> the task's output (see the module docstring)."""
+        x = self.dropout(pool(self.bert.encode(emb, mask), mask, self.heads.pooling))  # (N, C)
+        if task in ("sst", "cfimdb"):
+            return getattr(self, f"{task}_classifier")(x)
+        u, v = x.chunk(2)  # pair tasks stack both sides: (B, C) each
+        if self.heads.rlayer:
+            r = self.relational(u, v)
+            return (self.para_out if task == "para" else self.sts_out)(r).squeeze(-1)
+        if task == "para":
+            return self.para_classifier(torch.cat([u, v, (u - v).abs()], dim=-1)).squeeze(-1)
+        return 5.0 * F.cosine_similarity(u, v, dim=-1, eps=self.heads.eps)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.head(batch.task, self.embed(batch), batch.attention_mask)
+
+    def freeze_encoder(self) -> None:
+        """The ``pretrain`` baseline: only the heads learn."""
+        for p in self.bert.parameters():
+            p.requires_grad_(False)
+
+
+def task_loss(task: str, out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    kind = TASKS[task].kind
+    if kind == "classify":
+        return F.cross_entropy(out, labels)
+    if kind == "binary":
+        return F.binary_cross_entropy_with_logits(out, labels.to(out.dtype))
+    return F.mse_loss(out, labels.to(out.dtype))
+
+
+def predictions(task: str, out: torch.Tensor) -> torch.Tensor:
+    """Task output -> class ids (classification) or 0..5 scores (STS)."""
+    kind = TASKS[task].kind
+    if kind == "classify":
+        return out.argmax(-1)
+    if kind == "binary":
+        return (out > 0).long()
+    return out.clamp(0.0, 5.0)
+
+
+def probabilities(task: str, out: torch.Tensor) -> torch.Tensor:
+    """Classification outputs -> class probabilities (B, C); paraphrase gives (B, 2)."""
+    if TASKS[task].kind == "binary":
+        p = torch.sigmoid(out)
+        return torch.stack([1 - p, p], dim=-1)
+    return out.softmax(-1)

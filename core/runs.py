@@ -1,0 +1,242 @@
+"""Run directories: the one place training writes and the app, ``eval`` and ``compare`` read.
+
+Layout of ``RUNS_DIR/NAME``::
+
+    config.json        the TrainConfig, plus encoder, data sizes (written once, atomically)
+    status.json        state (running/finished/failed/stopped), pid, epoch/step progress, times
+    metrics.jsonl      one JSON object per line: {"kind": "step"|"epoch"|"report", ...}
+    train.log          the human-readable log
+    checkpoints/NAME/  model.safetensors + config.json (BERT) + walkless.json (heads, metrics) + tokenizer
+    best.json, last.json   pointers {"path": "checkpoints/NAME", ...} to the best and newest checkpoint
+
+Every JSON file is written to a temporary file and renamed, so a reader never sees half of one; a
+half-written last line of ``metrics.jsonl`` is skipped by ``read_metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+STATES = ("running", "finished", "failed", "stopped")
+
+
+class RunError(ValueError):
+    """A run directory that cannot be created or read; the message names it."""
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to a temporary file in the same folder, fsync it, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return default
+
+
+def create_run_dir(runs_dir: str | Path, name: str | None, prefix: str = "run") -> Path:
+    """Make a new, empty run folder. ``mkdir`` is atomic, so two runs never share a folder:
+    a taken generated name gets a suffix, a taken explicit name is an error."""
+    runs_dir = Path(runs_dir)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"runs folder {runs_dir}: cannot create ({e.strerror or e})") from e
+    if not os.access(runs_dir, os.W_OK):
+        raise RunError(f"runs folder {runs_dir}: not writable")
+    if name:
+        path = runs_dir / name
+        try:
+            path.mkdir()
+        except FileExistsError as e:
+            raise RunError(f"run {path} already exists (use --resume to continue it, or another --name)") from e
+        return path
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        path = runs_dir / (f"{prefix}-{stamp}" + (f"-{i}" if i else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"runs folder {runs_dir}: could not find a free run name")
+
+
+class MetricsLog:
+    """Appends one JSON object per line to ``metrics.jsonl``, flushed so readers see it at once."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._f = open(self.path, "a", buffering=1)
+
+    def write(self, kind: str, **fields: Any) -> None:
+        self._f.write(json.dumps({"kind": kind, "time": round(time.time(), 3), **fields}) + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """All complete records of ``metrics.jsonl``; a half-written or damaged line is skipped."""
+    out = []
+    try:
+        with open(Path(run_dir) / "metrics.jsonl") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break  # being written right now
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict):
+                    out.append(rec)
+    except OSError:
+        pass
+    return out
+
+
+def write_status(run_dir: Path, **fields: Any) -> dict:
+    """Merge ``fields`` into ``status.json`` (atomically) and return the new status."""
+    status = read_json(run_dir / "status.json", {}) or {}
+    status.update(fields, updated=time.time())
+    status.setdefault("host", socket.gethostname())
+    write_json_atomic(run_dir / "status.json", status)
+    return status
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class RunInfo:
+    """What a list of runs shows, read from one run folder."""
+
+    path: Path
+    name: str
+    state: str
+    variant: str = "?"
+    tasks: list[str] = field(default_factory=list)
+    epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    total_steps: int = 0
+    started: float | None = None
+    updated: float | None = None
+    message: str | None = None
+    dev: dict[str, float] = field(default_factory=dict)
+    seconds_per_epoch: float | None = None
+    config: dict = field(default_factory=dict)
+
+    @property
+    def elapsed(self) -> float | None:
+        if self.started is None:
+            return None
+        end = time.time() if self.state == "running" else (self.updated or time.time())
+        return max(0.0, end - self.started)
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left, from the pace so far (running runs only)."""
+        if self.state != "running" or not self.step or not self.total_steps or self.elapsed is None:
+            return None
+        return self.elapsed / self.step * max(0, self.total_steps - self.step)
+
+
+def run_state(status: dict) -> str:
+    """The status's state, except that a 'running' run whose process is gone on this host has failed."""
+    state = status.get("state", "failed")
+    if state == "running" and status.get("host") == socket.gethostname():
+        pid = status.get("pid")
+        if isinstance(pid, int) and not _pid_alive(pid):
+            return "failed"
+    return state if state in STATES else "failed"
+
+
+def load_run(run_dir: str | Path) -> RunInfo:
+    run_dir = Path(run_dir)
+    status = read_json(run_dir / "status.json", {}) or {}
+    config = read_json(run_dir / "config.json", {}) or {}
+    epochs = [r for r in read_metrics(run_dir) if r.get("kind") == "epoch"]
+    last = epochs[-1] if epochs else {}
+    secs = [r["seconds"] for r in epochs if isinstance(r.get("seconds"), (int, float))]
+    state = run_state(status)
+    message = status.get("message")
+    if state == "failed" and status.get("state") == "running":
+        message = message or "the training process is gone (crashed or killed)"
+    return RunInfo(
+        path=run_dir, name=run_dir.name, state=state, variant=str(config.get("variant", "?")),
+        tasks=list(config.get("tasks", [])), epoch=int(status.get("epoch", 0) or 0),
+        epochs=int(status.get("epochs", config.get("epochs", 0)) or 0), step=int(status.get("step", 0) or 0),
+        total_steps=int(status.get("total_steps", 0) or 0), started=status.get("started"),
+        updated=status.get("updated"), message=message, dev=dict(last.get("dev", {})),
+        seconds_per_epoch=sum(secs) / len(secs) if secs else None, config=config,
+    )
+
+
+def list_runs(runs_dir: str | Path) -> list[RunInfo]:
+    """Every run folder (one with a config.json or status.json) under ``runs_dir``, newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    runs = [load_run(p) for p in runs_dir.iterdir()
+            if p.is_dir() and ((p / "config.json").exists() or (p / "status.json").exists())]
+    return sorted(runs, key=lambda r: r.started or 0, reverse=True)
+
+
+def best_metrics(run_dir: str | Path) -> dict[str, float]:
+    """For each dev metric, the best value over the epochs (max; all our metrics are higher-better)."""
+    best: dict[str, float] = {}
+    for r in read_metrics(run_dir):
+        if r.get("kind") == "epoch":
+            for k, v in r.get("dev", {}).items():
+                if isinstance(v, (int, float)):
+                    best[k] = max(best.get(k, float("-inf")), v)
+    return best
+
+
+def checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Path:
+    """A run folder (its ``best`` or ``last`` checkpoint) or a checkpoint folder -> the checkpoint folder."""
+    p = Path(run_or_ckpt)
+    if (p / "walkless.json").is_file():
+        return p
+    pointer = read_json(p / f"{which}.json") or read_json(p / "last.json")
+    if not p.is_dir():
+        raise RunError(f"{p}: no such run or checkpoint folder")
+    if not pointer or not (p / pointer.get("path", "") / "walkless.json").is_file():
+        raise RunError(f"{p}: no checkpoint yet (no {which}.json pointing at a saved checkpoint)")
+    return p / pointer["path"]
+
+
+def copy_tokenizer(src: Path, dst: Path) -> None:
+    for name in TOKENIZER_FILES:
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)

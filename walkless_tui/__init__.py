@@ -1,0 +1,1 @@
+"""walkless-tui: the Textual app over run folders and the ``core`` library."""
