@@ -1,0 +1,31 @@
+"""Shared fixtures: a tiny random BERT folder, the demo data, and the shared CS224N data when present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.demo import ensure_demo_data
+from core.tiny import write_tiny_encoder
+
+torch.set_num_threads(2)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    return write_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def demo_data() -> Path:
+    return ensure_demo_data()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "ids-sst-dev.csv").is_file():
+        pytest.skip("the shared CS224N data folder is not next to this checkout")
+    return SHARED_DATA
