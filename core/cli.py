@@ -14,9 +14,19 @@ import csv
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from core.config import SmartConfig, TrainConfig
 
@@ -75,10 +85,26 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     )
 
 
+def progress_bar() -> tuple[Progress, Callable[[int, int, int], None]]:
+    """A rich progress bar (on stderr, drawn only on a terminal) and the callback that moves it."""
+    bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+    tasks: dict[int, TaskID] = {}
+
+    def update(epoch: int, done: int, total: int) -> None:
+        if epoch not in tasks:
+            tasks[epoch] = bar.add_task("train", total=total, epoch=epoch)
+        bar.update(tasks[epoch], completed=done, total=total)
+
+    return bar, update
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from core.train import train
 
-    run_dir = train(train_config(a))
+    bar, update = progress_bar()
+    with bar:
+        run_dir = train(train_config(a), progress=update)
     console.print(f"[green]run finished:[/] {run_dir}")
     print(run_dir)
     return 0
@@ -121,7 +147,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["id", "prediction"])
-        for e, p in zip(examples, preds.tolist()):
+        for e, p in zip(examples, preds.tolist(), strict=True):
             w.writerow([e.id, f"{p:.4f}" if a.task == "sts" else int(p)])
     tmp.replace(out)
     console.print(f"wrote {len(examples)} predictions to {out}")

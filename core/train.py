@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,6 +128,7 @@ class Trainer:
         self.epoch = 0
         self.best = float("-inf")
         self.stop_requested = False
+        self.on_progress: Callable[[int, int, int], None] | None = None  # (epoch, iteration, iterations)
         self._pending: dict[str, list[torch.Tensor]] = {}
 
     # --- one step ---------------------------------------------------------------------------------
@@ -155,10 +157,10 @@ class Trainer:
                 self.record(task, loss)
         else:
             losses = [(task, self.loss(task, idx)[0]) for task, idx in steps]
-            torch.stack([l for _, l in losses]).sum().backward()
+            torch.stack([loss for _, loss in losses]).sum().backward()
             self.optimizer_step()
-            for task, l in losses:
-                self.record(task, l)
+            for task, loss in losses:
+                self.record(task, loss)
 
     def record(self, task: str, loss: torch.Tensor) -> None:
         self.step += 1
@@ -191,6 +193,8 @@ class Trainer:
         total = self.step + plan_steps(plan) * (self.c.epochs - epoch + 1)
         for i, steps in enumerate(plan):
             self.iteration(steps)
+            if self.on_progress is not None:
+                self.on_progress(epoch, i + 1, len(plan))
             if i % 5 == 0 or i == len(plan) - 1:
                 write_status(self.run_dir, epoch=epoch, step=self.step, total_steps=total)
             if self.stop_requested:
@@ -238,8 +242,11 @@ def attach_log(run_dir: Path) -> logging.Handler:
     return h
 
 
-def train(config: TrainConfig) -> Path:
-    """Run a training from scratch; returns the run folder. The status ends finished, stopped or failed."""
+def train(config: TrainConfig, progress: Callable[[int, int, int], None] | None = None) -> Path:
+    """Run a training from scratch; returns the run folder. The status ends finished, stopped or failed.
+
+    ``progress(epoch, iteration, iterations)`` is called after every iteration (the CLI draws a bar).
+    """
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
@@ -247,6 +254,7 @@ def train(config: TrainConfig) -> Path:
     run_dir = create_run_dir(config.runs_dir, config.name, prefix=setup.variant.name.replace("+", "_"))
     handler = attach_log(run_dir)
     trainer = Trainer(setup, run_dir)
+    trainer.on_progress = progress
     write_run_config(run_dir, setup, trainer.lr)
     return run(trainer, handler)
 
