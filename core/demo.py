@@ -75,8 +75,8 @@ def _sts_rows(rng: random.Random, n: int) -> list[tuple[str, str, float]]:
         o_subj, o_verb, o_obj = rng.choice(SCENES)
         parts = [(subj, verb, obj), (subj, verb, o_obj), (subj, o_verb, o_obj), (o_subj, o_verb, o_obj)]
         a = f"{subj} {verb} {obj}."
-        b = {5: _swap(a), 4: f"{subj} {verb} {obj} outside.", 3: "%s %s %s." % parts[1],
-             2: "%s %s %s." % parts[2], 1: "%s %s %s." % parts[3], 0: f"{rng.choice(TOPICS)} is hard."}[level]
+        b = {5: _swap(a), 4: f"{subj} {verb} {obj} outside.", 3: "{} {} {}.".format(*parts[1]),
+             2: "{} {} {}.".format(*parts[2]), 1: "{} {} {}.".format(*parts[3]), 0: f"{rng.choice(TOPICS)} is hard."}[level]
         score = max(0.0, min(5.0, level + rng.uniform(-0.4, 0.4)))
         rows.append((a.capitalize(), b.capitalize(), round(score, 1)))
     return rows
