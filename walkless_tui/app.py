@@ -1,15 +1,141 @@
-"""Placeholder app until the full TUI lands."""
+"""walkless-tui: watch, launch, compare and probe runs.
 
-from textual.app import App, ComposeResult
-from textual.widgets import Footer, Header, Static
+    walkless-tui [--runs-dir runs] [--data-dir DIR] [--encoder minilm-l6]
+
+The app only reads run folders (``core.runs``) and starts ``walkless train`` processes
+(``core.launch``); it never trains in its own process, so closing it leaves training running.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from core.demo import ensure_demo_data
+from core.launch import stop_run
+from core.runs import RunError
+from walkless_tui.screens.compare import CompareScreen
+from walkless_tui.screens.evaluate import EvaluateScreen
+from walkless_tui.screens.help import HelpScreen
+from walkless_tui.screens.launch import LaunchScreen
+from walkless_tui.screens.monitor import MonitorScreen
+from walkless_tui.screens.runs import RunsScreen
+from walkless_tui.screens.score import ScoreScreen
+
+STYLES = ["app", "runs", "launch", "monitor", "compare", "score", "evaluate"]
 
 
 class WalklessApp(App):
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static("walkless-tui")
-        yield Footer()
+    TITLE = "walkless"
+    CSS_PATH = [f"styles/{name}.tcss" for name in STYLES]
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit", show=False),
+    ]
+
+    def __init__(self, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
+                 encoder: str = "minilm-l6"):
+        super().__init__()
+        self.runs_dir = Path(runs_dir).expanduser().absolute()
+        if data_dir is None:
+            data_dir = ensure_demo_data()  # = core.data.demo_data_dir(), without importing torch
+        self.data_dir = Path(data_dir).expanduser().absolute()
+        self.encoder = encoder
+        self.focus_run: str | None = None  # a run the Runs screen should highlight when it appears
+
+    def get_default_screen(self) -> Screen:
+        return RunsScreen()
+
+    def on_mount(self) -> None:
+        self._warm_up()
+
+    @work(thread=True, exit_on_error=False, name="importing torch")
+    def _warm_up(self) -> None:
+        """Import the torch-backed modules in the background, so scoring and evaluation start fast."""
+        import core.checkpoint  # noqa: F401
+        import core.evaluate  # noqa: F401
+        import core.scoring  # noqa: F401
+
+    # --- navigation (screens call these) ----------------------------------------------------------
+    def open_monitor(self, run_dir: Path) -> None:
+        self.push_screen(MonitorScreen(run_dir))
+
+    def open_launch(self) -> None:
+        self.push_screen(LaunchScreen())
+
+    def open_compare(self, run_dirs: list[Path] | None = None) -> None:
+        self.push_screen(CompareScreen(run_dirs or []))
+
+    def open_score(self, run_dir: Path | None = None) -> None:
+        self.push_screen(ScoreScreen(run_dir))
+
+    def open_evaluate(self, run_dir: Path | None = None) -> None:
+        self.push_screen(EvaluateScreen(run_dir))
+
+    def go_runs(self) -> None:
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, RunsScreen):
+            self.pop_screen()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def stop(self, run_dir: Path) -> bool:
+        """SIGTERM the run's process (it stops after the current step); the outcome is notified."""
+        try:
+            self.notify(stop_run(run_dir), title="stopping")
+            return True
+        except (RunError, OSError) as e:
+            self.notify(str(e), severity="error")
+            return False
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Runs", "List every run (live)", self.go_runs)
+        yield SystemCommand("Launch", "Start a new training run", self.open_launch)
+        yield SystemCommand("Compare", "Overlay curves and Table 2 for chosen runs", self.open_compare)
+        yield SystemCommand("Score", "Score a sentence or a pair with a checkpoint", self.open_score)
+        yield SystemCommand("Evaluate", "Confusion matrices, per-class F1, STS distributions", self.open_evaluate)
+        yield SystemCommand("Help", "Keys and what each screen shows", self.action_help)
+        yield from self.binding_commands(screen)
+        listing = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
+        for run in (listing.runs if listing else [])[:30]:
+            yield SystemCommand(f"Monitor {run.name}", f"{run.variant}, {run.state}",
+                                lambda p=run.path: self.open_monitor(p))
 
 
-def main() -> None:
-    WalklessApp().run()
+    def binding_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The screen's own key bindings (those in its footer) as palette commands, with their keys."""
+        seen = set()
+        for active in screen.active_bindings.values():
+            b = active.binding
+            if not (b.show and b.description and active.enabled) or active.node is self or b.action in seen:
+                continue
+            seen.add(b.action)
+            yield SystemCommand(f"{b.description} ({self.get_key_display(b)})", f"key on the {screen.sub_title or 'current'} screen",
+                                partial(self.run_action, b.action, active.node))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="walkless-tui", description="Watch, launch, compare and probe walkless runs.")
+    p.add_argument("--runs-dir", default="runs", help="folder of run folders (default ./runs)")
+    p.add_argument("--data-dir", default=None, help="CS224N data folder for launches and evaluation "
+                                                    "(default: the demo data)")
+    p.add_argument("--encoder", default="minilm-l6", help="default encoder of the launch form")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
+    WalklessApp(a.runs_dir, a.data_dir, a.encoder).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Starting ``walkless train`` as a detached process (the app's launch form), and stopping runs.
+
+The caller picks the run name up front; the CLI creates ``RUNS_DIR/NAME`` itself (``--name`` of an
+existing folder is an error). Until the run writes its ``status.json`` it exists only as a launch
+record in ``RUNS_DIR/.launches``::
+
+    NAME.json   {"name", "pid", "host", "started", "argv", "options"} (+ "returncode" once reaped)
+    NAME.log    the process's stdout and stderr (tracebacks of a run that dies while starting)
+
+``launches`` turns those records into ``RunInfo`` rows with state ``starting`` (process alive) or
+``failed`` (process gone before the run began, message = last line of its log). The process runs in its
+own session, so it keeps training when the app exits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from core.runs import RunError, RunInfo, _pid_alive, read_json, run_state, tail_lines, write_json_atomic
+
+LAUNCH_DIR = ".launches"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+
+# Popen objects of the processes this interpreter started: polling them reaps a finished child, which
+# would otherwise stay a zombie that ``kill(pid, 0)`` reports as alive.
+_children: dict[int, subprocess.Popen] = {}
+
+
+def train_argv(runs_dir: str | Path, name: str, options: dict[str, Any], python: str = sys.executable) -> list[str]:
+    """``options`` (``{"variant": "rrobin", "smart_lam": 5.0, "lr": None, "no_bucket": True}``) -> the
+    command line; None values are left out, True becomes a bare flag, underscores become dashes."""
+    argv = [python, "-m", "core.cli", "train"]
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return argv + ["--runs-dir", str(Path(runs_dir).absolute()), "--name", name]
+
+
+def check_name(runs_dir: str | Path, name: str) -> str | None:
+    """Why ``name`` cannot be a new run name (None when it can)."""
+    if not NAME_RE.match(name):
+        return f"run name {name!r}: use letters, digits and . _ + - (up to 100, not starting with a symbol)"
+    if (Path(runs_dir) / name).exists() or (Path(runs_dir) / LAUNCH_DIR / f"{name}.json").exists():
+        return f"run name {name!r}: {Path(runs_dir) / name} is taken"
+    return None
+
+
+def new_run_name(runs_dir: str | Path, variant: str) -> str:
+    """A free name like ``rrobin_smart-20240101-120000``."""
+    base = f"{variant.replace('+', '_')}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for i in range(1000):
+        name = base + (f"-{i}" if i else "")
+        if check_name(runs_dir, name) is None:
+            return name
+    raise RunError(f"runs folder {runs_dir}: could not find a free run name")
+
+
+def start_training(runs_dir: str | Path, name: str, options: dict[str, Any],
+                   python: str = sys.executable) -> dict:
+    """Start ``walkless train`` for run ``name`` in its own session; returns the launch record.
+
+    The record is written before this returns, so the run is listed (as ``starting``) at once.
+    """
+    runs_dir = Path(runs_dir).absolute()
+    problem = check_name(runs_dir, name)
+    if problem:
+        raise RunError(problem)
+    folder = runs_dir / LAUNCH_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"runs folder {runs_dir}: cannot create ({e.strerror or e})") from e
+    argv = train_argv(runs_dir, name, options, python)
+    log_path = folder / f"{name}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env)
+    _children[proc.pid] = proc
+    record = {"name": name, "pid": proc.pid, "host": socket.gethostname(), "started": time.time(),
+              "argv": argv, "options": options}
+    write_json_atomic(folder / f"{name}.json", record)
+    return record
+
+
+def resume_training(run_dir: str | Path, python: str = sys.executable) -> int:
+    """Continue a stopped or failed run from its last checkpoint (``walkless train --resume``) in a
+    detached process; its output is appended to the run's launch log. Returns the process id."""
+    run_dir = Path(run_dir).absolute()
+    status = read_json(run_dir / "status.json")
+    if not isinstance(status, dict) or not (run_dir / "config.json").is_file():
+        raise RunError(f"{run_dir}: not a run that began (no status.json or config.json); launch it again")
+    state = run_state(status)
+    if state == "running":
+        raise RunError(f"run {run_dir.name} is already running")
+    log_path = launch_log(run_dir)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([python, "-m", "core.cli", "train", "--resume", str(run_dir)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    _children[proc.pid] = proc
+    return proc.pid
+
+
+def reap() -> None:
+    """Collect the exit codes of finished children (and write them into their launch records)."""
+    for pid, proc in list(_children.items()):
+        code = proc.poll()
+        if code is None:
+            continue
+        del _children[pid]
+        if "--name" not in proc.args:
+            continue  # a resumed run: its status.json tells how it ended
+        runs_dir = Path(proc.args[proc.args.index("--runs-dir") + 1])
+        name = proc.args[proc.args.index("--name") + 1]
+        path = runs_dir / LAUNCH_DIR / f"{name}.json"
+        record = read_json(path)
+        if isinstance(record, dict):
+            write_json_atomic(path, {**record, "returncode": code})
+
+
+def _last_message(log_path: Path) -> str | None:
+    lines = [ln.strip() for ln in tail_lines(log_path, 50) if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith(("error:", "Traceback")) or "Error" in ln.split(":")[0]]
+    return (errors or lines or [None])[-1]
+
+
+def launches(runs_dir: str | Path) -> list[RunInfo]:
+    """Runs started by ``start_training`` that have not written their ``status.json`` yet."""
+    reap()
+    folder = Path(runs_dir) / LAUNCH_DIR
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.glob("*.json")):
+        rec = read_json(path)
+        if not isinstance(rec, dict) or "name" not in rec:
+            continue
+        run_dir = Path(runs_dir) / rec["name"]
+        if (run_dir / "status.json").exists():
+            continue  # the run has begun: it is listed from its own folder
+        pid, same_host = rec.get("pid"), rec.get("host") == socket.gethostname()
+        alive = rec.get("returncode") is None and (not same_host or (isinstance(pid, int) and _pid_alive(pid)))
+        options = rec.get("options") or {}
+        info = RunInfo(path=run_dir, name=rec["name"], state="starting" if alive else "failed",
+                       variant=str(options.get("variant", "?")), epochs=int(options.get("epochs") or 0),
+                       started=rec.get("started"), config=options)
+        if not alive:
+            info.updated = path.stat().st_mtime
+            code = rec.get("returncode")
+            info.message = _last_message(folder / f"{rec['name']}.log") or (
+                f"the training process exited before the run began (exit code {code})")
+        out.append(info)
+    return out
+
+
+def launch_log(run_dir: str | Path) -> Path:
+    """Where the process that trains ``run_dir`` writes its stdout and stderr."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / LAUNCH_DIR / f"{run_dir.name}.log"
+
+
+def forget_launch(run_dir: str | Path) -> None:
+    """Delete the launch record and log of a run that never began."""
+    run_dir = Path(run_dir)
+    for suffix in (".json", ".log"):
+        (run_dir.parent / LAUNCH_DIR / f"{run_dir.name}{suffix}").unlink(missing_ok=True)
+
+
+def stop_run(run_dir: str | Path) -> str:
+    """Ask a running run to stop: SIGTERM to its process, which ends after the current step with state
+    ``stopped``. A run still starting is terminated outright. Returns what was done."""
+    run_dir = Path(run_dir)
+    status = read_json(run_dir / "status.json")
+    if not isinstance(status, dict):
+        rec = read_json(run_dir.parent / LAUNCH_DIR / f"{run_dir.name}.json")
+        if not isinstance(rec, dict) or not isinstance(rec.get("pid"), int):
+            raise RunError(f"run {run_dir.name}: no status.json and no launch record, nothing to stop")
+        status = {"state": "running", "pid": rec["pid"], "host": rec.get("host")}
+    state = run_state(status)
+    if state != "running":
+        raise RunError(f"run {run_dir.name} is {state}, not running")
+    if status.get("host") != socket.gethostname():
+        raise RunError(f"run {run_dir.name} runs on host {status.get('host')}; stop it there")
+    pid = status.get("pid")
+    if not isinstance(pid, int):
+        raise RunError(f"run {run_dir.name}: status.json has no process id")
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError as e:
+        raise RunError(f"run {run_dir.name}: process {pid} is already gone") from e
+    except PermissionError as e:
+        raise RunError(f"run {run_dir.name}: not allowed to signal process {pid}") from e
+    return f"asked run {run_dir.name} (pid {pid}) to stop after its current step"

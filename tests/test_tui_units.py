@@ -1,0 +1,148 @@
+"""The app's pure helpers and the core pieces it relies on (no Textual app running)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.launch import LAUNCH_DIR, check_name, launches, stop_run, train_argv
+from core.runs import RunError, read_metrics_since, tail_lines
+from walkless_tui.series import (
+    MAX_POINTS,
+    config_differences,
+    downsample,
+    ema,
+    fmt_duration,
+    loss_series,
+    reports_by_epoch,
+    smooth_for_plot,
+)
+
+CORE = Path(__file__).resolve().parents[1] / "core"
+
+
+def test_core_never_imports_textual():
+    """core/ is the headless library: no module may import textual (or textual_plotext)."""
+    offenders = []
+    for path in sorted(CORE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0].startswith("textual")]
+    assert len(list(CORE.glob("*.py"))) > 10
+    assert offenders == []
+
+
+def test_ema_smooths_and_is_bias_corrected():
+    assert ema([1.0, 2.0, 3.0], 0.0) == [1.0, 2.0, 3.0]
+    out = ema([4.0, 4.0, 4.0], 0.9)
+    assert out == pytest.approx([4.0, 4.0, 4.0])  # no drift towards 0 at the start
+    noisy = [1.0 if i % 2 else 3.0 for i in range(200)]
+    smooth = ema(noisy, 0.9)
+    assert max(smooth[100:]) - min(smooth[100:]) < 0.25 < max(noisy) - min(noisy)
+
+
+def test_downsample_caps_points_keeps_shape_and_end():
+    xs = list(range(1, 100_001))
+    ys = [float(x) for x in xs]
+    dx, dy = downsample(xs, ys, 500)
+    assert len(dx) <= 500 and len(dx) == len(dy)
+    assert dx[-1] == 100_000  # the newest step is always drawn
+    assert dy == sorted(dy)  # a rising curve stays rising
+    assert dy[0] == pytest.approx(sum(range(1, 201)) / 200)  # buckets are averaged
+    assert downsample([1, 2], [3.0, 4.0], 500) == ([1, 2], [3.0, 4.0])
+
+
+def test_smooth_for_plot_draws_at_most_max_points_per_task():
+    records = [{"kind": "step", "step": s, "task": t, "loss": 1.0 / s} for s in range(1, 20_001)
+               for t in ("sst", "para")]
+    series = loss_series(records)
+    assert len(series["sst"][0]) == 20_000
+    drawn = smooth_for_plot(series, 0.6)
+    assert set(drawn) == {"sst", "para"} and all(len(xs) <= MAX_POINTS for xs, _ in drawn.values())
+
+
+def test_config_differences_flattens_and_ignores_the_name():
+    diffs = config_differences({
+        "a": {"name": "a", "lr": 1e-3, "epochs": 1, "smart": {"lam": 5.0, "eps": 1e-5}},
+        "b": {"name": "b", "lr": 1e-5, "epochs": 1, "smart": {"lam": 1.0, "eps": 1e-5}, "extra": 2},
+    })
+    assert diffs == {"lr": {"a": 1e-3, "b": 1e-5}, "smart.lam": {"a": 5.0, "b": 1.0},
+                     "extra": {"a": "—", "b": 2}}
+
+
+def test_reports_by_epoch_and_durations():
+    recs = [{"kind": "report", "epoch": 1, "task": "sst", "confusion": [[1]]},
+            {"kind": "report", "epoch": 2, "task": "sts", "true": [1.0]}, {"kind": "epoch", "epoch": 2}]
+    assert set(reports_by_epoch(recs)) == {1, 2} and "sts" in reports_by_epoch(recs)[2]
+    assert [fmt_duration(s) for s in (None, 5, 65, 3725)] == ["-", "0:05", "1:05", "1:02:05"]
+
+
+def test_read_metrics_since_reads_only_whole_new_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"kind": "step", "step": 1}\nnot json\n{"kind": "step", "st')
+    recs, offset = read_metrics_since(tmp_path, 0)
+    assert [r["step"] for r in recs] == [1]  # the damaged line skipped, the half line left for later
+    with open(path, "a") as f:
+        f.write('ep": 2}\n')
+    recs, offset2 = read_metrics_since(tmp_path, offset)
+    assert [r["step"] for r in recs] == [2] and offset2 == path.stat().st_size
+    assert read_metrics_since(tmp_path, offset2) == ([], offset2)
+    path.write_text('{"kind": "step", "step": 9}\n')  # replaced by a shorter file: start over
+    assert [r["step"] for r in read_metrics_since(tmp_path, offset2)[0]] == [9]
+    assert read_metrics_since(tmp_path / "missing", 0) == ([], 0)
+
+
+def test_tail_lines(tmp_path):
+    path = tmp_path / "log"
+    path.write_text("".join(f"line {i}\n" for i in range(1000)))
+    assert tail_lines(path, 3) == ["line 997", "line 998", "line 999"]
+    assert tail_lines(path, 5, max_bytes=30)[-1] == "line 999"
+    assert tail_lines(tmp_path / "nope") == []
+
+
+def test_train_argv_and_names(tmp_path):
+    argv = train_argv(tmp_path, "r1", {"variant": "rrobin+smart", "task": None, "epochs": 2, "smart_lam": 1.5,
+                                       "no_bucket": True, "summed_step": False}, python="py")
+    assert argv == ["py", "-m", "core.cli", "train", "--variant", "rrobin+smart", "--epochs", "2",
+                    "--smart-lam", "1.5", "--no-bucket", "--runs-dir", str(tmp_path.absolute()), "--name", "r1"]
+    assert check_name(tmp_path, "ok-name_1.2+x") is None
+    assert "use letters" in check_name(tmp_path, "../evil")
+    (tmp_path / "taken").mkdir()
+    assert "taken" in check_name(tmp_path, "taken")
+
+
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_launch_that_dies_before_its_run_begins_is_listed_as_failed(tmp_path):
+    folder = tmp_path / LAUNCH_DIR
+    folder.mkdir()
+    (folder / "boot.json").write_text(json.dumps({"name": "boot", "pid": _dead_pid(), "host": socket.gethostname(),
+                                                  "started": time.time(), "options": {"variant": "rrobin"}}))
+    (folder / "boot.log").write_text("INFO loading\nerror: data folder /nope: missing ids-sst-train.csv\n")
+    (run,) = launches(tmp_path)
+    assert run.name == "boot" and run.state == "failed" and run.variant == "rrobin"
+    assert run.message == "error: data folder /nope: missing ids-sst-train.csv"
+
+
+def test_stop_run_refuses_runs_that_are_not_running(tmp_path):
+    run = tmp_path / "done"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"state": "finished", "pid": os.getpid(),
+                                                 "host": socket.gethostname()}))
+    with pytest.raises(RunError, match="finished, not running"):
+        stop_run(run)
+    with pytest.raises(RunError, match="nothing to stop"):
+        stop_run(tmp_path / "never")

@@ -1,0 +1,127 @@
+"""The runs folder as the app sees it: finished runs read once, live ones re-read, launches merged in.
+
+``RunIndex.scan`` runs in a worker thread every second, so it avoids re-reading a run folder whose
+``status.json``, ``config.json`` and ``metrics.jsonl`` have not changed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.launch import launches
+from core.runs import RunInfo, load_run, read_json, run_state
+
+
+def _stamp(run_dir: Path) -> tuple:
+    out = []
+    for name in ("status.json", "config.json", "metrics.jsonl"):
+        try:
+            st = os.stat(run_dir / name)
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+class RunIndex:
+    def __init__(self, runs_dir: str | Path):
+        self.runs_dir = Path(runs_dir)
+        self._cache: dict[Path, tuple[tuple, RunInfo]] = {}
+
+    @property
+    def exists(self) -> bool:
+        return self.runs_dir.is_dir()
+
+    def load(self, run_dir: Path) -> RunInfo:
+        stamp = _stamp(run_dir)
+        cached = self._cache.get(run_dir)
+        if cached and cached[0] == stamp:
+            info = cached[1]
+            if info.state != "running":
+                return info
+            # unchanged files, but the process may have died since: recheck only the state
+            if run_state(read_json(run_dir / "status.json", {}) or {}) == "running":
+                return info
+        try:
+            info = load_run(run_dir)
+        except (ValueError, TypeError, AttributeError) as e:  # a hand-edited or foreign status/config file
+            info = unreadable(run_dir, e)
+        self._cache[run_dir] = (stamp, info)
+        return info
+
+    def scan(self) -> list[RunInfo]:
+        """Every run and every launch still starting (or that failed to start), newest first."""
+        if not self.exists:
+            return []
+        pending = {r.name: r for r in launches(self.runs_dir)}
+        runs = []
+        for p in self.runs_dir.iterdir():
+            if p.name.startswith(".") or not p.is_dir() or p.name in pending:
+                continue
+            if (p / "config.json").exists() or (p / "status.json").exists():
+                runs.append(self.load(p))
+        runs += pending.values()
+        return sorted(runs, key=lambda r: r.started or 0, reverse=True)
+
+
+def unreadable(run_dir: Path, error: Exception) -> RunInfo:
+    return RunInfo(path=run_dir, name=run_dir.name, state="failed",
+                   message=f"{run_dir}: status.json or config.json has unexpected values ({error})")
+
+
+def quick_info(run_dir: Path) -> RunInfo:
+    try:
+        return _quick_info(run_dir)
+    except (ValueError, TypeError, AttributeError) as e:
+        return unreadable(run_dir, e)
+
+
+def _quick_info(run_dir: Path) -> RunInfo:
+    """Like ``load_run`` without reading metrics.jsonl (the monitor reads it incrementally): state,
+    progress and times from status.json, variant and tasks from config.json; a launch still starting
+    (or that died while starting) from its launch record."""
+    status = read_json(run_dir / "status.json")
+    if not isinstance(status, dict):
+        pending = [r for r in launches(run_dir.parent) if r.name == run_dir.name]
+        if pending:
+            return pending[0]
+        return RunInfo(path=run_dir, name=run_dir.name, state="failed",
+                       message=f"{run_dir}: no status.json (not a run folder, or its process died at once)")
+    config = read_json(run_dir / "config.json", {}) or {}
+    state = run_state(status)
+    message = status.get("message")
+    if state == "failed" and status.get("state") == "running":
+        message = message or "the training process is gone (crashed or killed)"
+    return RunInfo(path=run_dir, name=run_dir.name, state=state, variant=str(config.get("variant", "?")),
+                   tasks=list(config.get("tasks", [])), epoch=int(status.get("epoch", 0) or 0),
+                   epochs=int(status.get("epochs", config.get("epochs", 0)) or 0),
+                   step=int(status.get("step", 0) or 0), total_steps=int(status.get("total_steps", 0) or 0),
+                   started=status.get("started"), updated=status.get("updated"), message=message, config=config)
+
+
+class TextFollower:
+    """New complete lines of a growing text file (a log), starting with its last ``first`` lines."""
+
+    def __init__(self, path: Path, first: int = 200):
+        self.path, self.first = Path(path), first
+        self.offset: int | None = None
+
+    def read(self) -> list[str]:
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return []
+        if self.offset is None or size < self.offset:
+            from core.runs import tail_lines
+
+            self.offset = size
+            return tail_lines(self.path, self.first)
+        if size == self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(size - self.offset)
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        return data[:end].decode("utf-8", errors="replace").splitlines()

@@ -1,0 +1,213 @@
+"""The Evaluate screen: confusion matrices, per-class scores (Table 3), STS distributions (Figure 3).
+
+Reports come from a run's ``metrics.jsonl`` (one set per epoch, written by the trainer), or from
+evaluating the run's best checkpoint on the dev files of a chosen data folder (``core.evaluate``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Button, Footer, Header, Input, Select, Static, TabbedContent, TabPane
+
+from core.runs import RunInfo, read_json, read_metrics
+from walkless_tui.runindex import RunIndex
+from walkless_tui.screens.base import WalklessScreen
+from walkless_tui.series import reports_by_epoch
+from walkless_tui.widgets.plots import HistogramPlot
+from walkless_tui.widgets.reports import ClassScoresTable, ConfusionTable
+
+CLASS_TASKS = [("sst", "SST"), ("para", "Quora"), ("cfimdb", "CFIMDB")]
+
+
+def pearson(a: list[float], b: list[float]) -> float | None:
+    n = len(a)
+    if n < 2 or n != len(b):
+        return None
+    ma, mb = sum(a) / n, sum(b) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+    va, vb = sum((x - ma) ** 2 for x in a), sum((y - mb) ** 2 for y in b)
+    return cov / (va * vb) ** 0.5 if va and vb else None
+
+
+class EvaluateScreen(WalklessScreen):
+    BINDINGS = [
+        Binding("ctrl+r", "evaluate", "Evaluate checkpoint"),
+        Binding("1", "tab('sst')", "SST", show=False),
+        Binding("2", "tab('para')", "Quora", show=False),
+        Binding("3", "tab('cfimdb')", "CFIMDB", show=False),
+        Binding("4", "tab('sts')", "STS", show=False),
+    ]
+
+    def __init__(self, run_dir: Path | None = None):
+        super().__init__()
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.epoch_reports: dict[int, dict[str, dict]] = {}
+        self.epoch_metrics: dict[int, dict[str, float]] = {}
+        self.reports: dict[str, dict] = {}  # what is shown
+        self.source = ""
+        self.shown = 0  # completed displays (tests wait on it)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="eval-source"):
+            yield Select([], prompt="run", id="eval-run")
+            yield Select([], prompt="epoch (from metrics.jsonl)", id="eval-epoch")
+            yield Input(str(self.wapp.data_dir), placeholder="data folder", id="eval-data")
+            yield Button("Evaluate best checkpoint (ctrl+r)", id="eval-go")
+        yield Static("choose a run", id="eval-info")
+        with TabbedContent(id="eval-tabs"):
+            for task, title in CLASS_TASKS:
+                with TabPane(f"{title} ({CLASS_TASKS.index((task, title)) + 1})", id=f"tab-{task}"):
+                    with VerticalScroll():
+                        yield Static("", id=f"missing-{task}", classes="missing")
+                        yield Static("confusion matrix (rows: true class, columns: predicted)",
+                                     classes="section-title")
+                        yield ConfusionTable(id=f"conf-{task}")
+                        yield Static("per-class scores (the report's Table 3)", classes="section-title")
+                        yield ClassScoresTable(id=f"scores-{task}")
+            with TabPane("STS (4)", id="tab-sts"):
+                yield Static("", id="missing-sts", classes="missing")
+                with Horizontal(id="sts-plots"):
+                    yield HistogramPlot("(a) true STS scores", id="sts-true")
+                    yield HistogramPlot("(b) predicted STS scores", id="sts-pred")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "evaluate"
+        self._list_runs()
+        if self.run_dir is not None:
+            self._read_run(self.run_dir)
+        else:
+            self._show({}, "choose a run")
+
+    @work(thread=True, exit_on_error=False, name="listing runs")
+    def _list_runs(self) -> None:
+        runs = [r for r in RunIndex(self.wapp.runs_dir).scan() if (r.path / "metrics.jsonl").exists()
+                or (r.path / "best.json").exists()]
+        self.from_thread(self._show_runs, runs)
+
+    def _show_runs(self, runs: list[RunInfo]) -> None:
+        select = self.query_one("#eval-run", Select)
+        with self.prevent(Select.Changed):
+            select.set_options([(f"{r.name} ({r.variant}, {r.state})", str(r.path)) for r in runs])
+            same = [r for r in runs if self.run_dir is not None and r.path.resolve() == self.run_dir.resolve()]
+            if same:
+                select.value = str(same[0].path)
+
+    @on(Select.Changed, "#eval-run")
+    def _run_chosen(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL:
+            self.run_dir = Path(str(event.value))
+            self._read_run(self.run_dir)
+
+    # --- reports from metrics.jsonl -----------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="read", exit_on_error=False, name="reading the run's reports")
+    def _read_run(self, run_dir: Path) -> None:
+        records = read_metrics(run_dir)
+        reports = reports_by_epoch(records)
+        metrics = {int(r.get("epoch", 0)): r.get("dev") or {} for r in records if r.get("kind") == "epoch"}
+        best = (read_json(run_dir / "best.json") or {}).get("epoch")
+        self.from_thread(self._run_read, run_dir, reports, metrics, best)
+
+    def _run_read(self, run_dir: Path, reports: dict, metrics: dict, best: int | None) -> None:
+        self.epoch_reports, self.epoch_metrics = reports, metrics
+        select = self.query_one("#eval-epoch", Select)
+        epochs = sorted(reports)
+        with self.prevent(Select.Changed):
+            select.set_options([(f"epoch {e}" + (" ★" if e == best else ""), e) for e in epochs])
+            if epochs:
+                select.value = best if best in reports else epochs[-1]
+        if epochs:
+            self._show_epoch(int(select.value))
+        else:
+            self._show({}, f"{run_dir.name}: no evaluation reports in metrics.jsonl yet (no epoch finished); "
+                           f"ctrl+r evaluates its checkpoint if it has one")
+
+    @on(Select.Changed, "#eval-epoch")
+    def _epoch_chosen(self, event: Select.Changed) -> None:
+        if event.value is not Select.NULL:
+            self._show_epoch(int(event.value))
+
+    def _show_epoch(self, epoch: int) -> None:
+        metrics = self.epoch_metrics.get(epoch, {})
+        summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float)))
+        name = self.run_dir.name if self.run_dir else "?"
+        self._show(self.epoch_reports.get(epoch, {}), f"{name}, epoch {epoch} (from metrics.jsonl)  {summary}")
+
+    def action_tab(self, task: str) -> None:
+        self.query_one("#eval-tabs", TabbedContent).active = f"tab-{task}"
+
+    # --- evaluating a checkpoint --------------------------------------------------------------------
+    @on(Button.Pressed, "#eval-go")
+    def action_evaluate(self) -> None:
+        if self.run_dir is None:
+            self.notify("Choose a run first.", severity="warning")
+            return
+        data_dir = Path(self.query_one("#eval-data", Input).value.strip() or self.wapp.data_dir).expanduser()
+        self.query_one("#eval-info", Static).update(Text(f"evaluating {self.run_dir.name} on {data_dir} …",
+                                                         style="yellow"))
+        self._evaluate(self.run_dir, data_dir)
+
+    @work(thread=True, exclusive=True, group="evaluate", exit_on_error=False, name="evaluating")
+    def _evaluate(self, run_dir: Path, data_dir: Path) -> None:
+        from core.checkpoint import load_checkpoint
+        from core.data import load_task
+        from core.evaluate import evaluate
+
+        t0 = time.perf_counter()
+        try:
+            model, meta, tok = load_checkpoint(run_dir)
+            dev = {t: load_task(data_dir, t, "dev", tok) for t in model.heads.tasks}
+            metrics, reports = evaluate(model, dev)
+        except Exception as e:  # the UI boundary: bad data or checkpoint becomes a message
+            msg = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
+            self.from_thread(self._failed, f"cannot evaluate {run_dir.name}: {msg}")
+            return
+        summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        source = (f"{run_dir.name}, best checkpoint (epoch {meta.get('epoch', '?')}) on {data_dir} "
+                  f"in {time.perf_counter() - t0:.1f}s  {summary}")
+        self.from_thread(self._show, reports, source)
+
+    def _failed(self, message: str) -> None:
+        self.query_one("#eval-info", Static).update(Text(message, style="bold red"))
+        self.notify(message, severity="error", timeout=8)
+
+    # --- showing ------------------------------------------------------------------------------------
+    def _show(self, reports: dict[str, dict], source: str) -> None:
+        self.reports, self.source = reports, source
+        self.query_one("#eval-info", Static).update(source)
+        for task, title in CLASS_TASKS:
+            report = reports.get(task)
+            missing = self.query_one(f"#missing-{task}", Static)
+            conf, scores = self.query_one(f"#conf-{task}", ConfusionTable), self.query_one(f"#scores-{task}",
+                                                                                           ClassScoresTable)
+            try:
+                if report is None:
+                    raise KeyError(f"no {title} report here")
+                conf.set_report(report)
+                scores.set_report(report)
+                missing.display, conf.display, scores.display = False, True, True
+            except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
+                text = str(e).strip("'") if report is None else f"the {title} report is malformed ({e})"
+                missing.update(Text(text, style="dim"))
+                missing.display, conf.display, scores.display = True, False, False
+        sts = reports.get("sts") or {}
+        true, pred = list(sts.get("true") or []), list(sts.get("pred") or [])
+        self.query_one("#sts-true", HistogramPlot).set_values(true)
+        self.query_one("#sts-pred", HistogramPlot).set_values(pred)
+        r = pearson(true, pred)
+        missing = self.query_one("#missing-sts", Static)
+        missing.update(Text(f"n = {len(true)}  Pearson r = {r:.4f}" if r is not None else "no STS report here",
+                            style="" if r is not None else "dim"))
+        present = [t for t, _ in CLASS_TASKS if t in reports] + (["sts"] if true else [])
+        tabs = self.query_one("#eval-tabs", TabbedContent)
+        if present and tabs.active.removeprefix("tab-") not in present:
+            tabs.active = f"tab-{present[0]}"
+        self.shown += 1

@@ -1,0 +1,61 @@
+"""The help screen: what each screen shows and its keys."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# walkless-tui
+
+Watch, launch, compare and probe multitask BERT runs. Every screen reads the run folders under the runs
+folder (`--runs-dir`), so runs started from the command line (`walkless train`) show up too.
+`ctrl+p` opens the command palette; `escape` goes back; `ctrl+q` quits.
+
+## Runs
+| key | |
+|---|---|
+| `enter` | monitor the highlighted run |
+| `n` | launch a new run |
+| `space` | mark / unmark a run for comparison |
+| `c` | compare the marked runs |
+| `s` / `e` | score text / evaluate with the run's checkpoint |
+| `x` | stop the run (it ends after its current step, state *stopped*) |
+| `r` | resume a stopped or failed run from its last checkpoint |
+| `/` | filter (words match name, variant, state, tasks) |
+| `o` / `R` | next sort column / reverse; clicking a column header sorts by it |
+| `d` | dismiss a launch that failed before its run began |
+
+## Launch
+Pick a variant (single-task variants also a task), the encoder, the data folder and hyperparameters
+(SMART λ ε σ η β μ for `+smart` variants; CPU threads: 1 is fastest for small models on a busy machine).
+`ctrl+s` starts `walkless train` as a detached process: it keeps training when the app closes.
+
+## Monitor
+Training loss per task (smoothed with an exponential moving average: `+` / `-`), dev metrics per epoch,
+the tail of `train.log`. `x` stops the run.
+
+## Compare
+Choose runs on the left and a metric: overlaid curves, the report's Table 2 (best per column marked ★),
+and the hyperparameters that differ between the runs.
+
+## Score
+Load a checkpoint (a run's best, or any checkpoint folder), then type a sentence (five sentiment
+probabilities) or a pair (paraphrase probability and 0–5 similarity).
+
+## Evaluate
+Confusion matrices and per-class precision / recall / F1 (the report's Table 3) per epoch from the
+run's metrics, STS true vs predicted distributions (Figure 3); or evaluate the best checkpoint on a data
+folder (`ctrl+r`). `1`–`4` switch between the SST, Quora, CFIMDB and STS tabs.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box"):
+            yield Markdown(HELP)

@@ -1,0 +1,208 @@
+"""The Launch screen: a validated form that starts ``walkless train`` as a detached process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.validation import Integer, Number
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+
+from core.config import SmartConfig, TrainConfig
+from core.launch import check_name, new_run_name, start_training
+from core.runs import RunError
+from walkless_tui.screens.base import WalklessScreen
+from walkless_tui.series import display_path
+
+VARIANTS = ["pretrain", "finetune", "finetune+smart", "rrobin", "rrobin+smart", "rrobin-pre+smart", "rrobin-full",
+            "rrobin-full+smart", "rrobin-full+rlayer", "proportional", "annealed"]
+SINGLE_TASK = ("pretrain", "finetune")
+TASK_CHOICES = [("sst (SST-5 sentiment)", "sst"), ("cfimdb (movie reviews, 2 classes)", "cfimdb"),
+                ("para (Quora paraphrase)", "para"), ("sts (STS-B similarity)", "sts")]
+MULTITASK_TASKS = ("sst", "para", "sts")
+# (input id, label, validators, hint); the SMART ones only count for +smart variants
+NUMBERS: list[tuple[str, str, list, str]] = [
+    ("epochs", "epochs", [Integer(minimum=1, maximum=10_000)], "≥ 1"),
+    ("batch_size", "batch size", [Integer(minimum=1, maximum=65_536)], "per task batch"),
+    ("lr", "learning rate", [Number(minimum=0)], "blank: 1e-3 pretrain, 1e-5 otherwise"),
+    ("seed", "seed", [Integer()], ""),
+    ("max_train", "max train examples", [Integer(minimum=1)], "per task; blank: all"),
+    ("threads", "CPU threads", [Integer(minimum=1, maximum=1024)], "blank: torch's default"),
+]
+SMART_FIELDS: list[tuple[str, str, list, str]] = [
+    ("smart_lam", "SMART λ", [Number(minimum=0)], "weight of the adversarial term"),
+    ("smart_eps", "SMART ε", [Number(minimum=0)], "perturbation radius"),
+    ("smart_sigma", "SMART σ", [Number(minimum=0)], "initial noise std"),
+    ("smart_eta", "SMART η", [Number(minimum=0)], "ascent step size"),
+    ("smart_beta", "SMART β", [Number(minimum=0, maximum=1)], "teacher momentum, 0..1"),
+    ("smart_mu", "SMART μ", [Number(minimum=0)], "weight of the Bregman term"),
+]
+OPTIONAL = ("lr", "max_train", "threads")
+INTEGERS = ("epochs", "batch_size", "seed", "max_train", "threads")
+
+
+def is_multitask(variant: str) -> bool:
+    return variant.split("+")[0].strip() not in SINGLE_TASK
+
+
+def defaults() -> dict[str, str]:
+    c, s = TrainConfig(), SmartConfig()
+    out = {"epochs": str(c.epochs), "batch_size": str(c.batch_size), "lr": "", "seed": str(c.seed), "max_train": "",
+           "threads": ""}
+    out.update({f"smart_{k}": str(getattr(s, k)) for k in ("lam", "eps", "sigma", "eta", "beta", "mu")})
+    return out
+
+
+def data_problems(data_dir: Path, tasks: tuple[str, ...]) -> list[str]:
+    """Missing files of the CS224N layout for ``tasks`` (train and dev splits)."""
+    from core.data import TASKS
+
+    if not data_dir.is_dir():
+        return [f"data folder {data_dir}: not a folder"]
+    missing = [f"{TASKS[t].stem}-{split}.csv" for t in tasks for split in ("train", "dev")
+               if not (data_dir / f"{TASKS[t].stem}-{split}.csv").is_file()]
+    return [f"data folder {data_dir}: missing {', '.join(missing)}"] if missing else []
+
+
+def row(label: str, widget: Widget, hint: str = "") -> Horizontal:
+    return Horizontal(Label(label, classes="form-label"), widget, Static(hint, classes="form-hint"),
+                      classes="form-row")
+
+
+class LaunchScreen(WalklessScreen):
+    BINDINGS = [Binding("ctrl+s", "launch", "Launch"), Binding("escape", "back", "Cancel")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name_edited = False
+        self.launched: dict | None = None
+
+    def compose(self) -> ComposeResult:
+        app = self.wapp
+        d = defaults()
+        yield Header()
+        with VerticalScroll(id="launch-form"):
+            yield Static(f"New run in [b]{escape(display_path(app.runs_dir))}[/]", id="launch-title")
+            yield row("variant", Select([(v, v) for v in VARIANTS], value="rrobin", allow_blank=False, id="variant", compact=True),
+                      "+smart SMART · -full all Quora · +rlayer relational layer")
+            yield row("task", Select(TASK_CHOICES, value="sst", allow_blank=False, id="task", compact=True),
+                      "single-task variants only")
+            yield row("run name", Input(new_run_name(app.runs_dir, "rrobin"), id="name", compact=True), "a new folder name")
+            yield row("encoder", Input(app.encoder, id="encoder", compact=True), "minilm-l6 or a BERT folder")
+            yield row("data folder", Input(str(app.data_dir), id="data_dir", compact=True), "CS224N files")
+            for key, label, validators, hint in NUMBERS:
+                yield row(label, Input(d[key], id=key, validators=validators, valid_empty=key in OPTIONAL, compact=True), hint)
+            with Vertical(id="smart-fields"):
+                for key, label, validators, hint in SMART_FIELDS:
+                    yield row(label, Input(d[key], id=key, validators=validators, compact=True), hint)
+            yield Static("", id="launch-errors")
+            with Horizontal(id="launch-buttons"):
+                yield Button("Launch (ctrl+s)", variant="success", id="launch")
+                yield Button("Cancel (esc)", id="cancel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "launch"
+        self._variant_changed()
+        self.query_one("#variant").focus()
+
+    @on(Select.Changed, "#variant")
+    def _variant_changed(self) -> None:
+        variant = str(self.query_one("#variant", Select).value)
+        self.query_one("#task", Select).disabled = is_multitask(variant)
+        self.query_one("#smart-fields").display = "smart" in variant.split("+")[1:]
+        if not self.name_edited:
+            with self.prevent(Input.Changed):
+                self.query_one("#name", Input).value = new_run_name(self.wapp.runs_dir, variant)
+
+    @on(Input.Changed, "#name")
+    def _name_changed(self) -> None:
+        self.name_edited = True
+
+    @on(Button.Pressed, "#launch")
+    def _launch_pressed(self) -> None:
+        self.action_launch()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.action_back()
+
+    # --- reading and checking the form --------------------------------------------------------------
+    def form(self) -> tuple[str, dict[str, Any], list[str]]:
+        """(run name, CLI options, problems) from the form's current values."""
+        variant = str(self.query_one("#variant", Select).value)
+        smart = "smart" in variant.split("+")[1:]
+        text = {w.id: w.value.strip() for w in self.query(Input) if w.id}
+        problems = []
+        fields = NUMBERS + (SMART_FIELDS if smart else [])
+        for key, label, _, _ in fields:
+            if key in OPTIONAL and not text[key]:
+                continue
+            result = self.query_one(f"#{key}", Input).validate(text[key])
+            if not text[key]:
+                problems.append(f"{label}: required")
+            elif result is not None and not result.is_valid:
+                problems.append(f"{label}: {'; '.join(result.failure_descriptions)}")
+        options: dict[str, Any] = {"variant": variant}
+        if not is_multitask(variant):
+            options["task"] = str(self.query_one("#task", Select).value)
+        options["encoder"] = text["encoder"] or self.wapp.encoder
+        options["data_dir"] = str(Path(text["data_dir"]).expanduser().absolute()) if text["data_dir"] else None
+        if not problems:
+            for key, _, _, _ in fields:
+                if text[key]:
+                    options[key] = int(text[key]) if key in INTEGERS else float(text[key])
+        name = text["name"]
+        problems += [p for p in [check_name(self.wapp.runs_dir, name)] if p]
+        return name, options, problems
+
+    def action_launch(self) -> None:
+        name, options, problems = self.form()
+        errors = self.query_one("#launch-errors", Static)
+        errors.update("checking…")
+        self._check_and_start(name, options, problems)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, name="launching the run")
+    def _check_and_start(self, name: str, options: dict[str, Any], problems: list[str]) -> None:
+        # the checks import core.data / core.encoders (torch), so they run off the UI thread
+        from core.encoders import resolve_encoder
+        from core.schedules import parse_variant
+
+        try:
+            parse_variant(options["variant"])
+        except ValueError as e:
+            problems.append(str(e))
+        try:
+            resolve_encoder(options["encoder"])
+        except (ValueError, OSError) as e:
+            problems.append(str(e))
+        tasks = (options["task"],) if "task" in options else MULTITASK_TASKS
+        data_dir = Path(options["data_dir"]) if options["data_dir"] else self.wapp.data_dir
+        problems += data_problems(data_dir, tasks)
+        record = None
+        if not problems:
+            try:
+                record = start_training(self.wapp.runs_dir, name, options)
+            except (RunError, OSError) as e:
+                problems.append(str(e))
+        self.from_thread(self._started, name, record, problems)
+
+    def _started(self, name: str, record: dict | None, problems: list[str]) -> None:
+        errors = self.query_one("#launch-errors", Static)
+        if problems:
+            errors.update("\n".join(f"• {p}" for p in problems))
+            errors.add_class("-error")
+            self.notify(problems[0], title="cannot launch", severity="error")
+            return
+        self.launched = record
+        errors.update("")
+        self.notify(f"started {name} (pid {record['pid']}); it keeps running when the app closes",
+                    title="launched")
+        self.wapp.focus_run = name
+        self.action_back()

@@ -1,0 +1,171 @@
+"""The Monitor screen: one run, live: loss curves per task, dev metrics per epoch, the log's tail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
+
+from core.launch import launch_log
+from core.report import COLUMNS
+from core.runs import RunInfo, read_metrics_since
+from walkless_tui.runindex import TextFollower, quick_info
+from walkless_tui.screens.base import WalklessScreen
+from walkless_tui.screens.confirm import ConfirmScreen
+from walkless_tui.screens.runs import STATE_STYLE
+from walkless_tui.series import fmt_duration, fmt_value, loss_series, smooth_for_plot
+from walkless_tui.widgets.plots import CurvePlot
+
+HEADERS = {"sst/acc": "SST acc", "para/acc": "Quora acc", "sts/pearson": "STS r", "cfimdb/acc": "CFIMDB acc"}
+SMOOTHING = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99]
+
+
+class MonitorScreen(WalklessScreen):
+    BINDINGS = [
+        Binding("x", "stop", "Stop run"),
+        Binding("plus,equals_sign", "smooth(1)", "Smoother"),
+        Binding("minus", "smooth(-1)", "Rougher"),
+        Binding("s", "score", "Score"),
+        Binding("e", "evaluate", "Evaluate"),
+    ]
+
+    def __init__(self, run_dir: Path):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.info: RunInfo | None = None
+        self.metrics_offset = 0
+        self.losses: dict[str, tuple[list, list]] = {}
+        self.epochs: list[dict] = []
+        self.smoothing = 2  # index into SMOOTHING
+        self.log_follower = TextFollower(self.run_dir / "train.log")
+        self.launch_follower = TextFollower(launch_log(self.run_dir))
+        self._polling = False
+        self._replot = True  # smoothing changed: redraw even without new steps
+        self.polls = 0  # completed polls (tests wait on it)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="monitor-head"):
+            yield Static("", id="monitor-title")
+            with Horizontal(id="monitor-progress-row"):
+                yield ProgressBar(id="monitor-progress", show_eta=False)
+                yield Static("", id="monitor-times")
+        with Horizontal(id="monitor-main"):
+            yield CurvePlot("training loss", "step", "loss", empty="no training steps logged yet",
+                            id="loss-plot")
+            with Vertical(id="monitor-side"):
+                yield Static("dev metrics per epoch", classes="section-title")
+                yield DataTable(id="dev-table", cursor_type="none", zebra_stripes=True)
+        yield Log(id="train-log", max_lines=2000, highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"monitor · {self.run_dir.name}"
+        self.poll()
+        self.set_interval(1.0, self.poll)
+
+    # --- reading ----------------------------------------------------------------------------------
+    def poll(self) -> None:
+        if not self._polling:
+            self._polling = True
+            self._read()
+
+    @work(thread=True, exit_on_error=False, name="reading the run")
+    def _read(self) -> None:
+        try:
+            replot, self._replot = self._replot, False
+            info = quick_info(self.run_dir)
+            records, self.metrics_offset = read_metrics_since(self.run_dir, self.metrics_offset)
+            new_losses = loss_series(records)
+            for task, (xs, ys) in new_losses.items():
+                old = self.losses.setdefault(task, ([], []))
+                old[0].extend(xs)
+                old[1].extend(ys)
+            new_epochs = [r for r in records if r.get("kind") == "epoch"]
+            self.epochs.extend(new_epochs)
+            curves = None
+            if new_losses or replot:
+                curves = smooth_for_plot(self.losses, SMOOTHING[self.smoothing])
+            lines = self.log_follower.read()
+            if not (self.run_dir / "train.log").exists():
+                lines = self.launch_follower.read()  # still starting, or died before its log began
+        finally:
+            self._polling = False
+        self.from_thread(self._apply, info, curves, bool(new_epochs) or self.polls == 0, lines)
+
+    def _apply(self, info: RunInfo, curves: dict | None, epochs_changed: bool, lines: list[str]) -> None:
+        self.info = info
+        self.polls += 1
+        self._show_head(info)
+        if curves is not None:
+            alpha = SMOOTHING[self.smoothing]
+            self.query_one("#loss-plot", CurvePlot).set_series(
+                curves, title=f"training loss per task (EMA {alpha:g}; +/- to change)")
+        if epochs_changed:
+            self._show_epochs()
+        if lines:
+            self.query_one("#train-log", Log).write_lines(lines)
+
+    def _show_head(self, info: RunInfo) -> None:
+        title = Text.assemble((info.name, "bold"), "  ", info.variant, "  ",
+                              (info.state, STATE_STYLE.get(info.state, "")))
+        if info.tasks:
+            title.append(f"  tasks {', '.join(info.tasks)}", style="dim")
+        if info.message:
+            title.append("\n" + info.message, style="red" if info.state == "failed" else "dim")
+        self.query_one("#monitor-title", Static).update(title)
+        bar = self.query_one("#monitor-progress", ProgressBar)
+        if info.state == "finished" and info.total_steps:
+            bar.update(total=info.total_steps, progress=info.total_steps)
+        elif info.total_steps:
+            bar.update(total=info.total_steps, progress=info.step)
+        times = f"epoch {info.epoch}/{info.epochs or '?'}  step {info.step}/{info.total_steps or '?'}  " \
+                f"elapsed {fmt_duration(info.elapsed)}  ETA {fmt_duration(info.eta)}"
+        self.query_one("#monitor-times", Static).update(times)
+
+    def _show_epochs(self) -> None:
+        table = self.query_one("#dev-table", DataTable)
+        found = {k for r in self.epochs for k in (r.get("dev") or {})}
+        # the report's headline metrics first (short names), then any other accuracy; macro F1 is in Evaluate
+        metrics = [k for k, _ in COLUMNS if k in found] + sorted(
+            k for k in found if k.endswith("/acc") and k not in dict(COLUMNS))
+        table.clear(columns=True)
+        table.add_columns("epoch", "step", "s", *[HEADERS.get(m, m) for m in metrics])
+        best = {m: max((r["dev"][m] for r in self.epochs if isinstance((r.get("dev") or {}).get(m), (int, float))),
+                       default=None) for m in metrics}
+        for r in self.epochs:
+            dev = r.get("dev") or {}
+            cells = [Text(f"{dev[m]:.4f}", style="bold green" if dev[m] == best[m] and len(self.epochs) > 1 else "")
+                     if isinstance(dev.get(m), (int, float)) else "-" for m in metrics]
+            table.add_row(str(r.get("epoch", "?")), str(r.get("step", "?")), fmt_value(r.get("seconds"), 1), *cells)
+        if not self.epochs:
+            table.add_columns("(no epoch finished yet)")
+
+    # --- actions ----------------------------------------------------------------------------------
+    def action_smooth(self, delta: int) -> None:
+        self.smoothing = max(0, min(len(SMOOTHING) - 1, self.smoothing + delta))
+        self._replot = True
+        self.poll()
+
+    def action_stop(self) -> None:
+        info = self.info
+        if info is not None and info.state not in ("running", "starting"):
+            self.notify(f"Run {info.name} is {info.state}, not running.", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.wapp.stop(self.run_dir)
+
+        self.app.push_screen(ConfirmScreen(f"Stop run {self.run_dir.name} after its current step?"), answered)
+
+    def action_score(self) -> None:
+        self.wapp.open_score(self.run_dir)
+
+    def action_evaluate(self) -> None:
+        self.wapp.open_evaluate(self.run_dir)

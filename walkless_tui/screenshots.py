@@ -1,0 +1,123 @@
+"""Make the README screenshots (SVG) of the app from a real tiny run.
+
+    python -m walkless_tui.screenshots [--out assets] [--encoder ENCODER]
+
+Trains a short rrobin run and a short finetune run on the demo data (a tiny random encoder unless
+``--encoder`` is given), then drives the app headless and saves ``runs.svg``, ``monitor.svg``,
+``compare.svg``, ``score.svg`` and ``evaluate.svg`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+SIZE = (140, 42)
+
+
+def make_runs(runs_dir: Path, encoder: str) -> None:
+    import logging
+
+    from core.config import TrainConfig
+    from core.train import train
+
+    logging.getLogger().setLevel(logging.INFO)  # so train.log gets the epoch lines, as with the CLI
+    common = dict(encoder=encoder, runs_dir=str(runs_dir), lr=1e-3, log_every=1, batch_size=8, threads=1)
+    train(TrainConfig(variant="rrobin", name="rrobin-demo", epochs=3, **common))
+    train(TrainConfig(variant="finetune", task="sst", name="finetune-sst-demo", epochs=3, **common))
+
+
+async def _until(pilot, condition, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the app did not get there in time")
+        await pilot.pause(0.1)
+
+
+async def shoot(runs_dir: Path, out: Path) -> list[Path]:
+    from walkless_tui.app import WalklessApp
+
+    app = WalklessApp(runs_dir)
+    saved = []
+
+    def save(name: str) -> None:
+        app.save_screenshot(f"{name}.svg", str(out))
+        saved.append(out / f"{name}.svg")
+
+    async with app.run_test(size=SIZE) as pilot:
+        runs = app.screen
+        await _until(pilot, lambda: len(runs.runs) == 2)
+        await pilot.press("down")
+        await pilot.pause(1.0)
+        save("runs")
+
+        app.open_monitor(runs_dir / "rrobin-demo")
+        await pilot.pause()
+        monitor = app.screen
+        await _until(pilot, lambda: monitor.polls > 0 and monitor.epochs)
+        await pilot.pause(0.3)
+        save("monitor")
+        app.pop_screen()
+
+        app.open_compare([runs_dir / "rrobin-demo", runs_dir / "finetune-sst-demo"])
+        await pilot.pause()
+        compare = app.screen
+        await _until(pilot, lambda: compare.updates > 0 and len(compare.rows) == 2)
+        await pilot.pause(0.3)
+        save("compare")
+        app.pop_screen()
+
+        app.open_score(runs_dir / "rrobin-demo")
+        await pilot.pause()
+        score = app.screen
+        await _until(pilot, lambda: score.scorer is not None)
+        await pilot.press(*"The acting is brilliant from start to finish .")
+        await pilot.press("tab", *"How can I learn python?", "tab", *"What is the best way to learn python?")
+        await _until(pilot, lambda: score.sentiment_result and score.pair_result
+                     and score.pair_result["b"].endswith("python?"))
+        await pilot.pause(0.3)
+        save("score")
+        app.pop_screen()
+
+        app.open_evaluate(runs_dir / "rrobin-demo")
+        await pilot.pause()
+        evaluate = app.screen
+        await _until(pilot, lambda: evaluate.shown > 0 and evaluate.reports)
+        await pilot.pause(0.3)
+        save("evaluate")
+    return saved
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m walkless_tui.screenshots", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="assets", help="folder for the SVG files (default: assets)")
+    p.add_argument("--encoder", default=None, help="encoder for the demo runs (default: a tiny random one)")
+    a = p.parse_args(argv)
+    out = Path(a.out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    home = Path.cwd()
+    if a.encoder and Path(a.encoder).exists():
+        a.encoder = str(Path(a.encoder).absolute())
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # the screens show paths relative to here: "runs/rrobin-demo", not /tmp/...
+        try:
+            encoder = a.encoder
+            if encoder is None:
+                from core.tiny import write_tiny_encoder
+
+                write_tiny_encoder("tiny-bert")
+                encoder = "tiny-bert"
+            make_runs(Path("runs"), encoder)
+            for path in asyncio.run(shoot(Path("runs"), out)):
+                print(path)
+        finally:
+            os.chdir(home)
+
+
+if __name__ == "__main__":
+    main()
