@@ -2,13 +2,18 @@
 
 A checkpoint folder is self-contained: ``model.safetensors`` (the whole multitask model, encoder under
 ``bert.``), ``config.json`` (the BERT config, so the folder also loads as an ``--encoder``),
-``walkless.json`` (heads, tasks, encoder, epoch/step, dev metrics) and the tokenizer files.
-It is written into a hidden temporary folder and renamed into place, so a crash mid-save leaves the
-previous checkpoints intact.
+``walkless.json`` (heads, tasks, encoder, epoch/step, dev metrics), the tokenizer files, and for
+``--resume`` ``trainer_state.safetensors`` + ``trainer_state.json`` (optimizer, SMART teacher, RNG states,
+schedule position). ``manifest.json``, written last, lists every file with its size and SHA-256.
+
+It is written into a hidden temporary folder and renamed into place, so a crash (even SIGKILL) or a
+full disk mid-save leaves the previous checkpoints intact; ``verify_checkpoint`` checks a folder
+against its manifest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -24,20 +29,77 @@ from core.multitask import HeadConfig, MultitaskBert
 from core.runs import checkpoint_path, copy_tokenizer, read_json, write_json_atomic
 
 FORMAT = 1
+MANIFEST = "manifest.json"
+STATE_TENSORS, STATE_JSON = "trainer_state.safetensors", "trainer_state.json"
+_TMP_PREFIXES = (".tmp-", ".old-")
 
 
-def save_checkpoint(run_dir: Path, name: str, model: MultitaskBert, meta: dict[str, Any], tokenizer_dir: Path,
-                    extra: dict[str, torch.Tensor] | None = None, extra_meta: dict | None = None) -> Path:
-    """Write ``run_dir/checkpoints/name`` atomically and return it.
+# --- nested state (optimizer, RNG, teacher) <-> JSON + named tensors ---------------------------------
 
-    ``extra`` tensors (optimizer, teacher) go to ``trainer_state.safetensors``, ``extra_meta`` to
-    ``trainer_state.json``; both are what ``--resume`` needs and what scoring ignores.
+def pack_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
+    """A nested structure of dicts, lists, tuples, numbers, strings and tensors -> a JSON-able tree.
+
+    Every tensor moves into ``tensors`` under a dotted key (``optimizer.state.3.exp_avg``) and is
+    replaced by ``{"__tensor__": key}``; dict keys keep their type (an optimizer's int ids) and tuples
+    stay tuples. Anything else is refused: checkpoints hold no pickles.
     """
-    ckpts = run_dir / "checkpoints"
-    ckpts.mkdir(exist_ok=True)
-    final, tmp = ckpts / name, ckpts / f".tmp-{name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    if isinstance(obj, torch.Tensor):
+        tensors[prefix] = obj.detach().contiguous().cpu()
+        return {"__tensor__": prefix}
+    if isinstance(obj, dict):
+        for k in obj:
+            if not isinstance(k, (str, int)) or isinstance(k, bool):
+                raise TypeError(f"{prefix}: cannot store a {type(k).__name__} dict key without pickle")
+        return {"__dict__": [[k, pack_state(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [pack_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [pack_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"{prefix}: cannot store a {type(obj).__name__} without pickle")
+
+
+def unpack_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of ``pack_state``."""
+    if isinstance(tree, list):
+        return [unpack_state(v, tensors) for v in tree]
+    if isinstance(tree, dict):
+        if "__tensor__" in tree:
+            return tensors[tree["__tensor__"]]
+        if "__tuple__" in tree:
+            return tuple(unpack_state(v, tensors) for v in tree["__tuple__"])
+        if "__dict__" in tree:
+            return {k: unpack_state(v, tensors) for k, v in tree["__dict__"]}
+        raise ValueError(f"unknown packed node {sorted(tree)[:3]}")
+    return tree
+
+
+# --- writing ------------------------------------------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # not supported (Windows)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_files(tmp: Path, model: MultitaskBert, meta: dict, tokenizer_dir: Path,
+                 extra: dict[str, torch.Tensor] | None, extra_meta: dict | None) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
     (tmp / "config.json").write_text(json.dumps({**model.config.to_dict(), "model_type": "bert"}, indent=2))
@@ -45,15 +107,44 @@ def save_checkpoint(run_dir: Path, name: str, model: MultitaskBert, meta: dict[s
                                                   indent=2))
     copy_tokenizer(tokenizer_dir, tmp)
     if extra is not None:
-        save_file({k: v.detach().contiguous().cpu() for k, v in extra.items()}, str(tmp / "trainer_state.safetensors"))
+        save_file({k: v.detach().contiguous().cpu() for k, v in extra.items()}, str(tmp / STATE_TENSORS))
     if extra_meta is not None:
-        (tmp / "trainer_state.json").write_text(json.dumps(extra_meta))
+        (tmp / STATE_JSON).write_text(json.dumps(extra_meta))
+    files = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(tmp.iterdir())}
+    (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=2))
     for f in tmp.iterdir():  # data on disk before the rename makes it visible
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.rename(tmp, final)
+
+
+def save_checkpoint(run_dir: Path, name: str, model: MultitaskBert, meta: dict[str, Any], tokenizer_dir: Path,
+                    extra: dict[str, torch.Tensor] | None = None, extra_meta: dict | None = None) -> Path:
+    """Write ``run_dir/checkpoints/name`` atomically and return it.
+
+    ``extra`` tensors (optimizer, teacher) go to ``trainer_state.safetensors``, ``extra_meta`` to
+    ``trainer_state.json``; both are what ``--resume`` needs and what scoring ignores. A failed save
+    (full disk, lost permissions) removes its temporary folder and raises a ``CheckpointError``.
+    """
+    ckpts = run_dir / "checkpoints"
+    final, tmp = ckpts / name, ckpts / f".tmp-{name}-{os.getpid()}"
+    try:
+        ckpts.mkdir(exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        _write_files(tmp, model, meta, tokenizer_dir, extra, extra_meta)
+        if final.exists():  # re-saving a step after a resume: move the old one aside, never delete first
+            old = ckpts / f".old-{name}-{os.getpid()}"
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+        _fsync_dir(ckpts)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"saving checkpoint {final} failed ({e.strerror or e}); "
+                              f"the previous checkpoints are intact") from e
     return final
 
 
@@ -71,25 +162,80 @@ def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultitaskBert, dict, Any]:
-    """A run folder (its best checkpoint) or a checkpoint folder -> (model in eval mode, meta, tokenizer)."""
-    folder = checkpoint_path(path)
-    meta = read_json(folder / "walkless.json")
-    cfg = read_json(folder / "config.json")
-    if not isinstance(meta, dict) or "heads" not in meta:
-        raise CheckpointError(f"{folder / 'walkless.json'}: missing or unreadable")
-    if not isinstance(cfg, dict):
-        raise CheckpointError(f"{folder / 'config.json'}: missing or unreadable")
-    model = MultitaskBert(BertModel(BertConfig.from_dict(cfg)), HeadConfig.from_dict(meta["heads"]))
-    weights = folder / "model.safetensors"
+def remove_partial_saves(run_dir: Path) -> list[Path]:
+    """Delete the temporary folders of saves that were killed half-way; returns what was removed."""
+    gone = [p for p in (run_dir / "checkpoints").glob(".*") if p.is_dir() and p.name.startswith(_TMP_PREFIXES)]
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+def verify_checkpoint(folder: Path, hashes: bool = True) -> None:
+    """Check every file of ``manifest.json`` is present with its size (and SHA-256); ``CheckpointError``
+    naming the first bad file. A checkpoint without a manifest (older format) passes."""
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        return
+    info = read_json(manifest)
+    if not isinstance(info, dict) or not isinstance(info.get("files"), dict):
+        raise CheckpointError(f"{manifest}: unreadable or truncated")
+    for name, want in info["files"].items():
+        f = folder / name
+        if not f.is_file():
+            raise CheckpointError(f"{f}: missing (listed in {MANIFEST})")
+        if f.stat().st_size != want.get("size"):
+            raise CheckpointError(f"{f}: {f.stat().st_size} bytes, expected {want.get('size')} (truncated?)")
+        if hashes and _sha256(f) != want.get("sha256"):
+            raise CheckpointError(f"{f}: content does not match its SHA-256 in {MANIFEST} (corrupt)")
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
     try:
-        sd = load_file(str(weights))
-    except Exception as e:
-        raise CheckpointError(f"{weights}: missing, truncated or corrupt ({e})") from e
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises several types for a truncated or corrupt file
+        raise CheckpointError(f"{path}: truncated or corrupt ({e})") from e
+
+
+def load_model_weights(model: MultitaskBert, folder: Path) -> None:
+    """Copy ``folder/model.safetensors`` into ``model``; every weight must be there with its shape."""
+    weights = folder / "model.safetensors"
+    sd = _read_tensors(weights)
     own = model.state_dict()
     bad = [k for k in own if k not in sd or sd[k].shape != own[k].shape]
     if bad:
-        raise CheckpointError(f"{weights}: does not match its config.json/walkless.json "
-                              f"(missing or mis-shaped {bad[:3]}); is it from another encoder?")
-    model.load_state_dict(sd)
+        raise CheckpointError(f"{weights}: does not match the model (missing or mis-shaped {bad[:3]}); "
+                              f"is it from another encoder or variant?")
+    model.load_state_dict({k: sd[k] for k in own})
+
+
+def read_trainer_state(folder: Path) -> dict[str, Any]:
+    """The trainer state saved with a checkpoint (what ``--resume`` restores)."""
+    tree = read_json(folder / STATE_JSON)
+    if not isinstance(tree, dict):
+        raise CheckpointError(f"{folder / STATE_JSON}: missing or unreadable (was this checkpoint saved for resuming?)")
+    state = unpack_state(tree, _read_tensors(folder / STATE_TENSORS))
+    if state.get("format") != FORMAT:
+        raise CheckpointError(f"{folder / STATE_JSON}: format {state.get('format')!r}, expected {FORMAT}")
+    return state
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultitaskBert, dict, Any]:
+    """A run folder (its best checkpoint) or a checkpoint folder -> (model in eval mode, meta, tokenizer)."""
+    folder = checkpoint_path(path)
+    verify_checkpoint(folder, hashes=False)  # sizes only: cheap; safetensors checks its own structure
+    meta = read_json(folder / "walkless.json")
+    cfg = read_json(folder / "config.json")
+    if not isinstance(meta, dict) or "heads" not in meta:
+        raise CheckpointError(f"{folder / 'walkless.json'}: missing or unreadable (not a walkless checkpoint?)")
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{folder / 'config.json'}: missing or unreadable")
+    try:
+        model = MultitaskBert(BertModel(BertConfig.from_dict(cfg)), HeadConfig.from_dict(meta["heads"]))
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{folder}: config.json or walkless.json has unusable fields ({e})") from e
+    load_model_weights(model, folder)
     return model.to(device).eval(), meta, load_tokenizer(folder)

@@ -1,10 +1,12 @@
 """``walkless``: the headless command line. The only place that parses arguments.
 
     walkless train --variant finetune --task sst --data-dir DIR --epochs 1
+    walkless train --resume RUN_DIR [--epochs N]
     walkless eval --checkpoint RUN_DIR [--data-dir DIR]
     walkless predict --checkpoint RUN_DIR --task sst --input FILE --output FILE
-    walkless compare RUN [RUN ...]
+    walkless compare RUN [RUN ...] [--json | --markdown]
     walkless demo-data OUT
+    walkless bench [--data-dir DIR] [--batches N] [--rounds R] [--out bench.json]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -43,7 +46,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="folder with the CS224N files (default: the demo data)")
     p.add_argument("--runs-dir", default=d.runs_dir)
     p.add_argument("--name", default=None, help="run name (default: generated)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}; with --resume: the new total")
+    p.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue a stopped or killed run from its last checkpoint, with its own config.json "
+                        "(only --epochs and --threads apply)")
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 for pretrain, 1e-5 otherwise")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -77,7 +83,8 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
                         steps=a.smart_steps, beta=a.smart_beta, mu=a.smart_mu, dropout_off=not a.smart_dropout_on)
     return TrainConfig(
         variant=a.variant, task=a.task, encoder=a.encoder, data_dir=a.data_dir, runs_dir=a.runs_dir,
-        name=a.name, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed, dropout=a.dropout,
+        name=a.name, epochs=a.epochs if a.epochs is not None else TrainConfig.epochs, batch_size=a.batch_size,
+        lr=a.lr, seed=a.seed, dropout=a.dropout,
         pooling=a.pooling, max_length=a.max_length, per_task_step=not a.summed_step, temperature=a.temperature,
         pre_epochs=a.pre_epochs, max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps,
         log_every=a.log_every, checkpoint_every=a.checkpoint_every, keep_last=a.keep_last, device=a.device,
@@ -100,11 +107,14 @@ def progress_bar() -> tuple[Progress, Callable[[int, int, int], None]]:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from core.train import train
+    from core.train import resume, train
 
     bar, update = progress_bar()
     with bar:
-        run_dir = train(train_config(a), progress=update)
+        if a.resume:
+            run_dir = resume(a.resume, epochs=a.epochs, threads=a.threads, progress=update)
+        else:
+            run_dir = train(train_config(a), progress=update)
     console.print(f"[green]run finished:[/] {run_dir}")
     print(run_dir)
     return 0
@@ -157,7 +167,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 def cmd_compare(a: argparse.Namespace) -> int:
     from core.report import print_compare
 
-    print_compare([Path(r) for r in a.runs])
+    print_compare([Path(r) for r in a.runs], fmt="json" if a.json else "markdown" if a.markdown else "table")
     return 0
 
 
@@ -190,17 +200,60 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_predict)
     c = sub.add_parser("compare", help="the report's Table 2 for some runs")
     c.add_argument("runs", nargs="+")
+    fmt = c.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="rows as JSON on stdout (metrics, s/epoch, settings)")
+    fmt.add_argument("--markdown", action="store_true", help="the table as GitHub markdown on stdout")
     c.set_defaults(func=cmd_compare)
     d = sub.add_parser("demo-data", help="write the synthetic demo dataset into a folder")
     d.add_argument("out")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo_data)
+    add_bench_parser(sub)
     return p
+
+
+def add_bench_parser(sub) -> None:
+    from core.bench import BenchConfig
+
+    d = BenchConfig()
+    b = sub.add_parser("bench", help="training throughput vs a plain transformers loop, SMART cost, scoring "
+                                     "latency and MFU, in one run (writes JSON)")
+    b.add_argument("--encoder", default=d.encoder)
+    b.add_argument("--data-dir", default=None, help="the CS224N folder (e.g. ../shared/data); default: demo data")
+    b.add_argument("--task", default=d.task, choices=["sst", "cfimdb"])
+    b.add_argument("--batch-size", type=int, default=d.batch_size)
+    b.add_argument("--batches", type=int, default=d.batches, help="timed training batches per side per round")
+    b.add_argument("--rounds", type=int, default=d.rounds, help="alternating baseline/ours rounds")
+    b.add_argument("--warmup", type=int, default=d.warmup)
+    b.add_argument("--smart-batches", type=int, default=d.smart_batches)
+    b.add_argument("--no-smart", action="store_true", help="skip the SMART step measurement")
+    b.add_argument("--latency-samples", type=int, default=d.latency_samples)
+    b.add_argument("--no-eval", action="store_true", help="skip timing the evaluation of the three dev sets")
+    b.add_argument("--max-dev", type=int, default=None, help="cap per dev set for the evaluation timing")
+    b.add_argument("--threads", type=int, default=None)
+    b.add_argument("--autocast", choices=["bf16"], default=None, help="our trainer's bf16 autocast")
+    b.add_argument("--compile", action="store_true", help="our trainer's torch.compile option")
+    b.add_argument("--out", default=d.out, help="JSON output file")
+    b.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from core.bench import BenchConfig, print_bench, run_bench
+
+    cfg = BenchConfig(encoder=a.encoder, data_dir=a.data_dir, task=a.task, batch_size=a.batch_size,
+                      batches=a.batches, rounds=a.rounds, warmup=a.warmup, smart=not a.no_smart,
+                      smart_batches=a.smart_batches, latency_samples=a.latency_samples, eval_dev=not a.no_eval,
+                      max_dev=a.max_dev, threads=a.threads, autocast=a.autocast, compile=a.compile, out=a.out)
+    res = run_bench(cfg, command="walkless " + " ".join(sys.argv[1:]))
+    print_bench(res)
+    if a.out:
+        console.print(f"wrote {a.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose or a.command == "train" else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if a.verbose or a.command in ("train", "bench") else logging.WARNING,
                         format="%(levelname)s %(message)s")
     for noisy in ("httpx", "transformers", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -210,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted[/]")
         return 130
     except (ValueError, OSError, RuntimeError) as e:
-        console.print(f"[red]error:[/] {e}")
+        # one line, never wrapped or read as markup: messages name files and hold [brackets]
+        console.print(f"[red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 1
 
 

@@ -41,14 +41,20 @@ class TaskSpec:
         return len(self.text_columns) == 2
 
     def parse_label(self, raw: str) -> float | int:
-        """Label text -> value; ``ValueError`` when empty, unparsable or out of range."""
-        v = float(raw)
+        """Label text -> value; ``ValueError`` when unparsable or out of range (the message is the kind of
+        problem, naming the label column; ``read_examples`` counts rows by it)."""
+        try:
+            v = float(raw)
+        except ValueError:
+            raise ValueError(f"{self.label_column} not a number") from None
+        if not math.isfinite(v):
+            raise ValueError(f"{self.label_column} not a number")
         if self.kind == "regress":
             if not 0.0 <= v <= 5.0:
-                raise ValueError(f"score {raw!r} outside 0..5")
+                raise ValueError(f"{self.label_column} outside 0..5")
             return v
         if v != int(v) or not 0 <= int(v) < self.num_classes:
-            raise ValueError(f"label {raw!r} outside 0..{self.num_classes - 1}")
+            raise ValueError(f"{self.label_column} outside 0..{self.num_classes - 1}")
         return int(v)
 
 
@@ -93,44 +99,59 @@ def _row_problem(row: dict, spec: TaskSpec, labeled: bool) -> str | None:
 def read_examples(path: str | Path, task: str, labeled: bool | None = None) -> list[Example]:
     """Read one CS224N file. ``labeled=None`` means: use the label column when the header has it.
 
-    Returns the valid rows in file order; skipped rows are reported in one warning line.
+    Returns the valid rows in file order. Damaged rows (broken quoting, missing or empty fields,
+    non-UTF-8 bytes, a label out of range) are skipped and reported in one warning line naming the file,
+    the problem, its field and the first line it occurs on. A file that cannot be used at all (missing,
+    empty, header only, wrong delimiter, no valid row) is a ``DataError`` naming it.
     """
     spec, path = TASKS[task], Path(path)
     try:
-        fp = open(path, newline="", encoding="utf-8", errors="surrogateescape")
+        fp = open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as e:
         raise DataError(f"{path}: cannot open ({e.strerror or e})") from e
-    with fp:
-        reader = csv.DictReader(fp, delimiter="\t")
-        header = reader.fieldnames or []
-        if not header:
-            raise DataError(f"{path}: empty file (expected a tab-separated header row)")
-        if labeled is None:
-            labeled = spec.label_column in header
-        for c in ("id", *spec.text_columns) + ((spec.label_column,) if labeled else ()):
-            if c not in header:
-                hint = " (is the file tab-separated?)" if len(header) == 1 else ""
-                raise DataError(f"{path}: missing column {c!r}; header has {header}{hint}")
-        examples, skipped, first_bad = [], Counter(), {}
-        for row in reader:
-            problem = _row_problem(row, spec, labeled)
-            label = None
-            if problem is None and labeled:
-                try:
-                    label = spec.parse_label(row[spec.label_column])
-                except ValueError as e:
-                    problem = str(e) if "outside" in str(e) else f"bad {spec.label_column}"
-            if problem:
-                skipped[problem] += 1
-                first_bad.setdefault(problem, reader.line_num)
-                continue
-            texts = tuple(row[c].strip() for c in spec.text_columns)
-            examples.append(Example(row["id"].strip(), texts, label, reader.line_num))
-    if skipped:
-        parts = ", ".join(f"{n} {p} (first at line {first_bad[p]})" for p, n in skipped.items())
-        log.warning("%s: skipped %d malformed rows: %s", path, sum(skipped.values()), parts)
+    examples: list[Example] = []
+    skipped: Counter[str] = Counter()
+    first_bad: dict[str, str] = {}
+    reader = None
+    try:
+        with fp:
+            reader = csv.DictReader(fp, delimiter="\t")
+            header = reader.fieldnames or []
+            if not header:
+                raise DataError(f"{path}: empty file (expected a tab-separated header row)")
+            if labeled is None:
+                labeled = spec.label_column in header
+            for c in ("id", *spec.text_columns) + ((spec.label_column,) if labeled else ()):
+                if c not in header:
+                    hint = " (is the file tab-separated?)" if len(header) == 1 else ""
+                    if any("\udc80" <= ch <= "\udcff" for h in header for ch in h):
+                        hint = " (the header has non-UTF-8 bytes)"
+                    raise DataError(f"{path}: missing column {c!r}; header has {header}{hint}")
+            for row in reader:
+                problem = _row_problem(row, spec, labeled)
+                label = None
+                if problem is None and labeled:
+                    try:
+                        label = spec.parse_label(row[spec.label_column])
+                    except ValueError as e:
+                        problem = str(e)
+                        first_bad.setdefault(problem, f"line {reader.line_num}: {row[spec.label_column]!r}")
+                if problem:
+                    skipped[problem] += 1
+                    first_bad.setdefault(problem, f"line {reader.line_num}")
+                    continue
+                texts = tuple(row[c].strip() for c in spec.text_columns)
+                examples.append(Example(row["id"].strip(), texts, label, reader.line_num))
+    except csv.Error as e:  # e.g. a field past csv's size limit: a quote never closed
+        line = reader.line_num if reader is not None else 1
+        raise DataError(f"{path}: line {line}: unreadable as tab-separated text ({e})") from e
+    summary = ", ".join(f"{n} {p} (first at {first_bad[p]})" for p, n in skipped.items())
     if not examples:
-        raise DataError(f"{path}: no valid rows")
+        if not skipped:
+            raise DataError(f"{path}: no data rows (only a header)")
+        raise DataError(f"{path}: no valid rows; skipped {sum(skipped.values())}: {summary}")
+    if skipped:
+        log.warning("%s: skipped %d malformed rows: %s", path, sum(skipped.values()), summary)
     return examples
 
 
@@ -150,13 +171,14 @@ class TaskData:
         return len(self.ids)
 
 
-def _encode(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], int]:
+def _encode(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], list[int]]:
+    """Token ids of each text, cut to ``max_length`` (keeping [SEP]), and the positions that were cut."""
     enc = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-    cut = 0
+    cut = []
     for i, ids in enumerate(enc):
         if len(ids) > max_length:
             enc[i] = ids[: max_length - 1] + ids[-1:]  # keep [SEP] at the end
-            cut += 1
+            cut.append(i)
     return enc, cut
 
 
@@ -164,18 +186,20 @@ def tokenize(examples: list[Example], task: str, tokenizer, max_length: int = MA
              source: str = "") -> TaskData:
     """Tokenize every example once; sentences past ``max_length`` tokens are cut and counted."""
     spec = TASKS[task]
-    a, cut_a = _encode(tokenizer, [e.texts[0] for e in examples], max_length)
-    b, cut_b = (None, 0)
+    a, cut = _encode(tokenizer, [e.texts[0] for e in examples], max_length)
+    b = None
     if spec.is_pair:
         b, cut_b = _encode(tokenizer, [e.texts[1] for e in examples], max_length)
+        cut += cut_b
     labels = None
     if examples and examples[0].label is not None:
         dtype = torch.long if spec.kind == "classify" else torch.float32
         labels = torch.tensor([e.label for e in examples], dtype=dtype)
-    if cut_a + cut_b:
-        log.warning("%s: %d sentences longer than %d tokens were truncated", source or task, cut_a + cut_b, max_length)
+    if cut:
+        log.warning("%s: %d sentences longer than %d tokens were truncated (first at line %d)", source or task,
+                    len(cut), max_length, min(examples[i].row for i in cut))
     lengths = [len(x) + (len(b[i]) if b else 0) for i, x in enumerate(a)]
-    return TaskData(task, [e.id for e in examples], a, b, labels, cut_a + cut_b, lengths)
+    return TaskData(task, [e.id for e in examples], a, b, labels, len(cut), lengths)
 
 
 def load_task(data_dir: str | Path, task: str, split: str, tokenizer, max_length: int = MAX_LENGTH) -> TaskData:
@@ -206,12 +230,11 @@ class Batch:
 
 
 def _pad(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    T = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), T), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, : len(s)] = 1
+    """Token id lists -> ids (N, T) padded with ``pad_id`` and mask (N, T), 1 on real tokens; T = longest."""
+    lengths = torch.tensor([len(s) for s in seqs])
+    T = int(lengths.max())
+    ids = torch.tensor([s + [pad_id] * (T - len(s)) for s in seqs], dtype=torch.long)  # one copy, not N
+    mask = (torch.arange(T)[None, :] < lengths[:, None]).long()
     return ids, mask
 
 

@@ -47,8 +47,10 @@ def resolve_encoder(name_or_path: str | Path) -> Path:
 def read_bert_config(folder: Path) -> BertConfig:
     try:
         raw = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{folder / 'config.json'}: cannot read ({e})") from e
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{folder / 'config.json'}: expected a JSON object")
     if raw.get("model_type", "bert") != "bert":
         raise CheckpointError(f"{folder / 'config.json'}: model_type {raw.get('model_type')!r} is not bert")
     return BertConfig.from_dict(raw)
@@ -75,6 +77,9 @@ def load_torch_file(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: refused or unreadable with weights_only=True ({e})") from e
     if not isinstance(sd, dict):
         raise CheckpointError(f"{path}: expected a state dict, found {type(sd).__name__}")
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: not a plain state dict of tensors (entry {bad[0]!r} is not a tensor)")
     return sd
 
 
@@ -131,6 +136,8 @@ def load_tokenizer(folder: str | Path):
     from transformers import BertTokenizerFast
 
     folder = Path(folder)
+    if not ((folder / "vocab.txt").is_file() or (folder / "tokenizer.json").is_file()):
+        raise CheckpointError(f"{folder}: no tokenizer (neither vocab.txt nor tokenizer.json)")
     try:
         return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True)
     except Exception as e:

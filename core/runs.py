@@ -7,10 +7,13 @@ Layout of ``RUNS_DIR/NAME``::
     metrics.jsonl      one JSON object per line: {"kind": "step"|"epoch"|"report", ...}
     train.log          the human-readable log
     checkpoints/NAME/  model.safetensors + config.json (BERT) + walkless.json (heads, metrics) + tokenizer
+                       + trainer_state.* (for --resume) + manifest.json (sizes, SHA-256)
     best.json, last.json   pointers {"path": "checkpoints/NAME", ...} to the best and newest checkpoint
+    .lock              held (flock) by the one process writing the run
 
 Every JSON file is written to a temporary file and renamed, so a reader never sees half of one; a
-half-written last line of ``metrics.jsonl`` is skipped by ``read_metrics``.
+half-written last line of ``metrics.jsonl`` is skipped by ``read_metrics``. Nothing is shared between
+run folders, so runs writing to the same runs folder never clobber each other.
 """
 
 from __future__ import annotations
@@ -115,6 +118,75 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     except OSError:
         pass
     return out
+
+
+def drop_metrics_after(run_dir: Path, step: int) -> int:
+    """Rewrite ``metrics.jsonl`` (atomically) without the records past ``step`` and any damaged line.
+
+    A resumed run redoes the steps after its checkpoint; dropping what the stopped run logged for them
+    keeps the curves clean. Returns the number of records dropped.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except FileNotFoundError:
+        return 0
+    keep, dropped = [], 0
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            dropped += bool(line.strip())  # the half-written last line of a killed run
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] > step:
+            dropped += 1
+            continue
+        keep.append(line + b"\n")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.writelines(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dropped
+
+
+class RunLock:
+    """An exclusive lock on a run folder for the life of the training process that writes it.
+
+    ``flock`` on ``run_dir/.lock``: the OS releases it when the process dies, even by SIGKILL, so a
+    killed run can be resumed at once while two processes can never write (or resume) the same run.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / ".lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; unique run folders still keep runs apart
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise RunError(f"run folder {self.path.parent}: not writable ({e.strerror or e})") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            raise RunError(f"run {self.path.parent} is being written by another process") from e
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
 
 
 def write_status(run_dir: Path, **fields: Any) -> dict:
@@ -226,8 +298,8 @@ def best_metrics(run_dir: str | Path) -> dict[str, float]:
 def checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Path:
     """A run folder (its ``best`` or ``last`` checkpoint) or a checkpoint folder -> the checkpoint folder."""
     p = Path(run_or_ckpt)
-    if (p / "walkless.json").is_file():
-        return p
+    if any((p / f).is_file() for f in ("walkless.json", "manifest.json", "model.safetensors")):
+        return p  # a checkpoint folder (perhaps damaged: loading names what is missing)
     pointer = read_json(p / f"{which}.json") or read_json(p / "last.json")
     if not p.is_dir():
         raise RunError(f"{p}: no such run or checkpoint folder")
@@ -240,3 +312,49 @@ def copy_tokenizer(src: Path, dst: Path) -> None:
     for name in TOKENIZER_FILES:
         if (src / name).is_file():
             shutil.copy2(src / name, dst / name)
+
+
+# --- incremental readers (for live views: the app polls these every second) --------------------------
+
+
+def read_metrics_since(run_dir: str | Path, offset: int = 0) -> tuple[list[dict], int]:
+    """Complete records appended to ``metrics.jsonl`` after byte ``offset``, and the offset to pass next.
+
+    A half-written last line stays unread until its newline lands; a damaged line is skipped; a file
+    shorter than ``offset`` (replaced) is read again from the start.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size < offset:
+                offset = 0
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return [], offset
+    end = data.rfind(b"\n") + 1  # only whole lines
+    out = []
+    for line in data[:end].splitlines():
+        try:
+            rec = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out, offset + end
+
+
+def tail_lines(path: str | Path, n: int = 200, max_bytes: int = 256_000) -> list[str]:
+    """The last ``n`` lines of a text file (reading at most ``max_bytes`` from its end); [] if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]  # the first line was cut
+    return lines[-n:] if n else []

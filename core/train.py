@@ -4,6 +4,16 @@ Each iteration of the schedule's plan is a list of task batches; by default each
 optimizer step in turn (the report's finding), or all losses are summed into one step. Losses reach the
 host (``.item()``) only every ``log_every`` steps, dev evaluation runs at each epoch end, and the best
 checkpoint by the mean dev metric is kept.
+
+Reliability: a checkpoint is saved every ``checkpoint_every`` steps and at each epoch end, with the
+trainer state (optimizer, SMART teacher, RNG states, the epoch's plan and position), so ``resume``
+continues a stopped or killed run exactly where its last checkpoint was: on CPU its losses match an
+uninterrupted run step for step. A NaN or infinite loss stops the run naming the step and task, before
+anything is saved, so the last checkpoint stays good.
+
+Scale-out: under ``torchrun --nproc_per_node=N`` the same code runs data-parallel (``core.distributed``):
+each global batch is sharded across the ranks, DistributedDataParallel averages the gradients, and rank 0
+alone writes metrics, status and checkpoints.
 """
 
 from __future__ import annotations
@@ -17,19 +27,59 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
-from core.checkpoint import point_to, prune_checkpoints, save_checkpoint
+from core.checkpoint import (
+    FORMAT,
+    load_model_weights,
+    pack_state,
+    point_to,
+    prune_checkpoints,
+    read_trainer_state,
+    remove_partial_saves,
+    save_checkpoint,
+    verify_checkpoint,
+)
 from core.config import TrainConfig
-from core.data import TASKS, TaskData, collate, demo_data_dir, load_task
-from core.encoders import default_pooling, load_pretrained, load_tokenizer, resolve_encoder
+from core.data import TASKS, Batch, TaskData, collate, demo_data_dir, load_task
+from core.distributed import (
+    DistInfo,
+    all_mean,
+    any_rank,
+    barrier,
+    broadcast_path,
+    device_for,
+    init_distributed,
+    shard,
+    shutdown,
+)
+from core.encoders import (
+    CheckpointError,
+    default_pooling,
+    load_pretrained,
+    load_tokenizer,
+    read_bert_config,
+    resolve_encoder,
+)
 from core.evaluate import evaluate, headline
 from core.multitask import HeadConfig, MultitaskBert, task_loss
-from core.runs import MetricsLog, create_run_dir, write_json_atomic, write_status
-from core.schedules import MULTITASK, Variant, make_plan, parse_variant, plan_steps
+from core.runs import (
+    MetricsLog,
+    RunError,
+    RunLock,
+    create_run_dir,
+    drop_metrics_after,
+    read_json,
+    write_json_atomic,
+    write_status,
+)
+from core.schedules import MULTITASK, Variant, describe_schedule, make_plan, parse_variant, plan_steps
 
 log = logging.getLogger("walkless.train")
+Plan = list[list[tuple[str, list[int]]]]
 
 
 class TrainingError(RuntimeError):
@@ -82,12 +132,17 @@ def prepare(config: TrainConfig) -> Setup:
         raise ValueError(f"--task {config.task!r}: choose from {', '.join(TASKS)}")
     tasks = MULTITASK if variant.multitask else (config.task,)
     encoder_dir = resolve_encoder(config.encoder)
+    max_len = config.max_length
+    positions = read_bert_config(encoder_dir).max_position_embeddings
+    if max_len > positions:
+        log.warning("--max-length %d: the encoder has %d positions; using %d", max_len, positions, positions)
+        max_len = positions
     data_dir = Path(config.data_dir) if config.data_dir else demo_data_dir()
     tok = load_tokenizer(encoder_dir)
     s = Setup(config, variant, tasks, encoder_dir, data_dir, tok)
     for t in tasks:
-        s.train[t] = subsample(load_task(data_dir, t, "train", tok, config.max_length), config.max_train, config.seed)
-        s.dev[t] = subsample(load_task(data_dir, t, "dev", tok, config.max_length), config.max_dev, config.seed)
+        s.train[t] = subsample(load_task(data_dir, t, "train", tok, max_len), config.max_train, config.seed)
+        s.dev[t] = subsample(load_task(data_dir, t, "dev", tok, max_len), config.max_dev, config.seed)
     return s
 
 
@@ -99,6 +154,9 @@ def build_model(s: Setup, device: torch.device) -> MultitaskBert:
     model = MultitaskBert(bert, heads)
     if s.variant.base == "pretrain":
         model.freeze_encoder()
+    if c.compile:  # per layer, in place (parameter names unchanged); the packing index stays eager
+        for layer in model.bert.encoder.layer:
+            layer.compile(dynamic=True)
     return model.to(device)
 
 
@@ -108,12 +166,71 @@ def make_optimizer(model: MultitaskBert, c: TrainConfig, lr: float, device: torc
     return torch.optim.AdamW(params, lr=lr, weight_decay=c.weight_decay, fused=fused)
 
 
-class Trainer:
-    """Runs one training run into its run folder."""
+def batch_loss(model: MultitaskBert, smart: Any, task: str, batch: Batch) -> torch.Tensor:
+    """Mean loss of one task batch, with the SMART terms when ``smart`` is set."""
+    if smart is not None:
+        smart.capture_rng()  # the Bregman teacher replays this forward's dropout masks
+    emb = model.embed(batch)
+    out = model.head(task, emb, batch.attention_mask)
+    loss = task_loss(task, out, batch.labels)
+    if smart is not None:
+        loss = loss + smart.regularizer(task, batch, emb, out)
+    return loss
 
-    def __init__(self, setup: Setup, run_dir: Path):
+
+class StepLoss(nn.Module):
+    """The weighted losses of some task batches as one module call, so that DistributedDataParallel can
+    wrap it (DDP only synchronises gradients of work done inside its ``forward``)."""
+
+    def __init__(self, model: MultitaskBert, smart: Any):
+        super().__init__()
+        self.model = model
+        self.smart = smart  # not a module: the teacher is not trained and not synchronised
+
+    def forward(self, items: list[tuple[str, Batch, float]]) -> torch.Tensor:
+        """items: (task, batch, weight) -> weighted mean losses (K,)."""
+        return torch.stack([batch_loss(self.model, self.smart, task, batch) * w for task, batch, w in items])
+
+
+class _NoLog:
+    """The metrics log of ranks other than 0: they write nothing."""
+
+    def write(self, kind: str, **fields: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def encode_plan(plan: Plan, tasks: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """An epoch plan as four flat int tensors (safetensors holds no lists of lists)."""
+    steps = [s for it in plan for s in it]
+    return {"iteration_sizes": torch.tensor([len(it) for it in plan], dtype=torch.int64),
+            "tasks": torch.tensor([tasks.index(t) for t, _ in steps], dtype=torch.int64),
+            "sizes": torch.tensor([len(i) for _, i in steps], dtype=torch.int64),
+            "index": torch.tensor([j for _, i in steps for j in i], dtype=torch.int64)}
+
+
+def decode_plan(enc: dict[str, torch.Tensor], tasks: tuple[str, ...]) -> Plan:
+    index, sizes, names = enc["index"].tolist(), enc["sizes"].tolist(), enc["tasks"].tolist()
+    steps, at = [], 0
+    for t, n in zip(names, sizes, strict=True):
+        steps.append((tasks[t], index[at:at + n]))
+        at += n
+    plan, at = [], 0
+    for n in enc["iteration_sizes"].tolist():
+        plan.append(steps[at:at + n])
+        at += n
+    return plan
+
+
+class Trainer:
+    """Runs one training run into its run folder (on rank 0; other ranks only compute)."""
+
+    def __init__(self, setup: Setup, run_dir: Path, dist: DistInfo | None = None):
         self.s, self.c, self.run_dir = setup, setup.config, run_dir
-        self.device = resolve_device(self.c.device)
+        self.dist = dist or DistInfo()
+        self.device = device_for(self.dist, self.c.device)
         self.model = build_model(setup, self.device)
         self.lr = self.c.lr if self.c.lr is not None else default_lr(setup.variant)
         self.opt = make_optimizer(self.model, self.c, self.lr, self.device)
@@ -122,25 +239,40 @@ class Trainer:
             from core.smart import Smart
 
             self.smart = Smart(self.model, self.c.smart)
+        self.step_loss: nn.Module = StepLoss(self.model, self.smart)
+        if self.dist.enabled:
+            # find_unused_parameters: each step trains one task head, the others sit idle
+            self.step_loss = nn.parallel.DistributedDataParallel(self.step_loss, find_unused_parameters=True)
         self.rng = random.Random(self.c.seed)
-        self.metrics = MetricsLog(run_dir / "metrics.jsonl")
+        self.metrics = MetricsLog(run_dir / "metrics.jsonl") if self.dist.is_main else _NoLog()
         self.step = 0
-        self.epoch = 0
+        self.epoch = 0  # the epoch running, or the last one finished
+        self.epoch_done = True  # False while self.epoch is under way
+        self.next_iteration = 0  # position in self.epoch_plan
+        self.epoch_plan: Plan = []
+        self.saved_step = 0
         self.best = float("-inf")
         self.stop_requested = False
         self.on_progress: Callable[[int, int, int], None] | None = None  # (epoch, iteration, iterations)
-        self._pending: dict[str, list[torch.Tensor]] = {}
+        self._pending: list[tuple[int, str, torch.Tensor]] = []  # (step, task, loss) not yet on the host
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
+    def status(self, **fields: Any) -> None:
+        if self.is_main:
+            write_status(self.run_dir, **fields)
 
     # --- one step ---------------------------------------------------------------------------------
-    def loss(self, task: str, idx: list[int]) -> tuple[torch.Tensor, int]:
-        """Loss of one task batch (with the SMART terms when enabled), and its non-padding tokens."""
-        batch = collate(self.s.train[task], idx).to(self.device)
-        emb = self.model.embed(batch)
-        out = self.model.head(task, emb, batch.attention_mask)
-        loss = task_loss(task, out, batch.labels)
-        if self.smart is not None:
-            loss = loss + self.smart.regularizer(task, batch, emb, out)
-        return loss, batch.n_tokens
+    def losses(self, steps: list[tuple[str, list[int]]]) -> torch.Tensor:
+        """Weighted losses (K,) of this rank's shard of each step's batch, in one (DDP) module call."""
+        items = []
+        for task, idx in steps:
+            mine, weight = shard(idx, self.dist)
+            items.append((task, collate(self.s.train[task], mine).to(self.device), weight))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.c.autocast == "bf16"):
+            return self.step_loss(items)
 
     def optimizer_step(self) -> None:
         self.opt.step()
@@ -151,79 +283,158 @@ class Trainer:
     def iteration(self, steps: list[tuple[str, list[int]]]) -> None:
         if self.c.per_task_step:
             for task, idx in steps:
-                loss, _ = self.loss(task, idx)
-                loss.backward()
+                loss = self.losses([(task, idx)])
+                loss.sum().backward()
                 self.optimizer_step()
-                self.record(task, loss)
+                self.record(task, loss[0])
         else:
-            losses = [(task, self.loss(task, idx)[0]) for task, idx in steps]
-            torch.stack([loss for _, loss in losses]).sum().backward()
+            losses = self.losses(steps)
+            losses.sum().backward()
             self.optimizer_step()
-            for task, loss in losses:
+            for (task, _), loss in zip(steps, losses, strict=True):
                 self.record(task, loss)
 
     def record(self, task: str, loss: torch.Tensor) -> None:
         self.step += 1
-        self._pending.setdefault(task, []).append(loss.detach())
+        self._pending.append((self.step, task, loss.detach()))
         if self.step % self.c.log_every == 0:
             self.flush_losses()
 
     def flush_losses(self) -> None:
-        """Move pending losses to the host (the only sync in the loop) and log their means."""
-        for task, ls in self._pending.items():
-            value = torch.stack(ls).float().mean().item()
-            if not math.isfinite(value):
-                raise TrainingError(f"loss is {value} at step {self.step} on task {task}; "
-                                    f"stopped, the last good checkpoint is kept")
-            self.metrics.write("step", step=self.step, epoch=self.epoch, task=task, loss=value)
+        """Move pending losses to the host (the only sync in the loop; one all-reduce under DDP), stop on
+        the first non-finite one, and log each task's mean."""
+        if not self._pending:
+            return
+        values = all_mean(torch.stack([x for _, _, x in self._pending]).float(), self.dist).tolist()
+        for (step, task, _), v in zip(self._pending, values, strict=True):
+            if not math.isfinite(v):
+                self._pending.clear()
+                raise TrainingError(f"loss is {v} at step {step} on task {task}; training stopped, the last "
+                                    f"good checkpoint is kept ({self.last_checkpoint() or 'none saved yet'})")
+        per_task: dict[str, list[float]] = {}
+        for (_, task, _), v in zip(self._pending, values, strict=True):
+            per_task.setdefault(task, []).append(v)
+        for task, vs in per_task.items():
+            self.metrics.write("step", step=self.step, epoch=self.epoch, task=task, loss=sum(vs) / len(vs))
         self._pending.clear()
 
     # --- epochs -----------------------------------------------------------------------------------
-    def plan(self, epoch: int) -> list[list[tuple[str, list[int]]]]:
+    def plan(self, epoch: int) -> Plan:
         lengths = {t: d.lengths for t, d in self.s.train.items()}
         plan = make_plan(self.s.variant.base, lengths, self.c.batch_size, epoch, self.rng, self.c.bucket,
                          config=self.c)
         return plan[: self.c.max_steps] if self.c.max_steps else plan
 
     def run_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        """Run ``epoch`` from ``self.next_iteration`` (0, or where a resumed checkpoint stopped)."""
+        if self.epoch_done:  # a fresh epoch; a resumed one keeps the plan from its checkpoint
+            self.epoch, self.epoch_done, self.next_iteration = epoch, False, 0
+            self.epoch_plan = self.plan(epoch)
         self.model.train()
-        plan = self.plan(epoch)
+        plan, start = self.epoch_plan, self.next_iteration
         t0 = time.time()
-        total = self.step + plan_steps(plan) * (self.c.epochs - epoch + 1)
-        for i, steps in enumerate(plan):
-            self.iteration(steps)
+        total = self.step - plan_steps(plan[:start]) + plan_steps(plan) * (self.c.epochs - epoch + 1)
+        for i in range(start, len(plan)):
+            self.iteration(plan[i])
+            self.next_iteration = i + 1
             if self.on_progress is not None:
                 self.on_progress(epoch, i + 1, len(plan))
             if i % 5 == 0 or i == len(plan) - 1:
-                write_status(self.run_dir, epoch=epoch, step=self.step, total_steps=total)
-            if self.stop_requested:
-                break
+                self.status(epoch=epoch, step=self.step, total_steps=total)
+            if any_rank(self.stop_requested, self.dist, self.device):
+                self.stop_requested = True
+                if i < len(plan) - 1:
+                    self.checkpoint(None)  # mid-epoch: --resume carries on from here
+                    return
+            elif (self.c.checkpoint_every and self.step - self.saved_step >= self.c.checkpoint_every
+                  and i < len(plan) - 1):  # the epoch end saves anyway
+                self.checkpoint(None)
         self.flush_losses()
         seconds = time.time() - t0
         dev, reports = evaluate(self.model, self.s.dev, self.c.eval_batch_size, self.device)
         self.metrics.write("epoch", epoch=epoch, step=self.step, seconds=round(seconds, 3), dev=dev)
         for r in reports.values():
-            self.metrics.write("report", epoch=epoch, **r)
-        log.info("epoch %d: %s (%.1fs)", epoch, "  ".join(f"{k} {v:.4f}" for k, v in dev.items()), seconds)
-        self.save(dev)
-
-    def save(self, dev: dict[str, float]) -> None:
-        meta = {"variant": self.s.variant.name, "tasks": list(self.s.tasks), "encoder": self.c.encoder,
-                "epoch": self.epoch, "step": self.step, "dev": dev}
-        ckpt = save_checkpoint(self.run_dir, f"step-{self.step:08d}", self.model, meta, self.s.encoder_dir)
-        point_to(self.run_dir, "last", ckpt, epoch=self.epoch, step=self.step)
-        score = headline(dev)
-        if score > self.best:
-            self.best = score
-            point_to(self.run_dir, "best", ckpt, epoch=self.epoch, step=self.step, score=score, dev=dev)
-        prune_checkpoints(self.run_dir, self.c.keep_last)
+            self.metrics.write("report", epoch=epoch, step=self.step, **r)
+        if self.is_main:
+            log.info("epoch %d: %s (%.1fs)", epoch, "  ".join(f"{k} {v:.4f}" for k, v in dev.items()), seconds)
+        self.epoch_done, self.epoch_plan = True, []
+        self.checkpoint(dev)
 
     def fit(self) -> None:
-        for epoch in range(self.epoch + 1, self.c.epochs + 1):
-            self.run_epoch(epoch)
-            if self.stop_requested:
-                break
+        if not self.epoch_done:
+            self.run_epoch(self.epoch)
+        while not self.stop_requested and self.epoch < self.c.epochs:
+            self.run_epoch(self.epoch + 1)
+
+    # --- checkpoints ------------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything ``resume`` needs besides the weights, as (tensors, JSON tree)."""
+        state = {
+            "format": FORMAT, "step": self.step, "epoch": self.epoch, "epoch_done": self.epoch_done,
+            "next_iteration": self.next_iteration, "best": self.best, "rng": self.rng.getstate(),
+            "python_random": random.getstate(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "optimizer": self.opt.state_dict(),
+            "smart": self.smart.state_dict() if self.smart is not None else None,
+            "plan": None if self.epoch_done else encode_plan(self.epoch_plan, self.s.tasks),
+        }
+        tensors: dict[str, torch.Tensor] = {}
+        return tensors, pack_state(state, "state", tensors)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state`` saved (the model weights are loaded separately)."""
+        self.step = self.saved_step = int(state["step"])
+        self.epoch, self.epoch_done = int(state["epoch"]), bool(state["epoch_done"])
+        self.next_iteration, self.best = int(state["next_iteration"]), float(state["best"])
+        self.rng.setstate(state["rng"])
+        random.setstate(state["python_random"])
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"optimizer state does not fit this model ({e})") from e
+        if self.smart is not None:
+            if state.get("smart") is None:
+                raise CheckpointError("the checkpoint has no SMART teacher state but the variant uses SMART")
+            self.smart.load_state_dict(state["smart"])
+        if state.get("plan") is not None:
+            self.epoch_plan = decode_plan(state["plan"], self.s.tasks)
+        torch.set_rng_state(state["torch_rng"])
+        cuda = state.get("cuda_rng")
+        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+    def check_finite(self) -> None:
+        finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()
+        if not bool(finite):
+            raise TrainingError(f"weights became NaN or infinite by step {self.step} (epoch {self.epoch}); "
+                                f"training stopped, the last good checkpoint is kept "
+                                f"({self.last_checkpoint() or 'none saved yet'})")
+
+    def last_checkpoint(self) -> str | None:
+        last = read_json(self.run_dir / "last.json") if self.run_dir is not None else None
+        return str(self.run_dir / last["path"]) if isinstance(last, dict) and "path" in last else None
+
+    def checkpoint(self, dev: dict[str, float] | None) -> None:
+        """Save weights + trainer state (rank 0); ``dev`` metrics at epoch ends decide the best one.
+        Losses are checked first, so a NaN never reaches a checkpoint."""
+        self.flush_losses()
+        self.check_finite()
+        self.saved_step = self.step
+        score = headline(dev) if dev else None
+        is_best = score is not None and score > self.best
+        if is_best:
+            self.best = score
+        if not self.is_main:
+            return
+        tensors, tree = self.state()
+        meta = {"variant": self.s.variant.name, "tasks": list(self.s.tasks), "encoder": self.c.encoder,
+                "epoch": self.epoch, "epoch_done": self.epoch_done, "step": self.step, "dev": dev or {}}
+        ckpt = save_checkpoint(self.run_dir, f"step-{self.step:08d}", self.model, meta, self.s.encoder_dir,
+                               extra=tensors, extra_meta=tree)
+        point_to(self.run_dir, "last", ckpt, epoch=self.epoch, step=self.step)
+        if is_best:
+            point_to(self.run_dir, "best", ckpt, epoch=self.epoch, step=self.step, score=score, dev=dev)
+        prune_checkpoints(self.run_dir, self.c.keep_last)
 
 
 def write_run_config(run_dir: Path, s: Setup, lr: float) -> None:
@@ -231,7 +442,9 @@ def write_run_config(run_dir: Path, s: Setup, lr: float) -> None:
     c.update(variant=s.variant.name, tasks=list(s.tasks), lr=lr, encoder_dir=str(s.encoder_dir),
              data_dir=str(s.data_dir), data_sizes={t: {"train": len(s.train[t]), "dev": len(s.dev[t])}
                                                    for t in s.tasks},
-             torch=torch.__version__, threads=torch.get_num_threads())
+             torch=torch.__version__, threads=torch.get_num_threads(),
+             schedule_plan=describe_schedule(s.variant.base, {t: len(s.train[t]) for t in s.tasks},
+                                             s.config.batch_size, s.config))
     write_json_atomic(run_dir / "config.json", c)
 
 
@@ -246,45 +459,148 @@ def train(config: TrainConfig, progress: Callable[[int, int, int], None] | None 
     """Run a training from scratch; returns the run folder. The status ends finished, stopped or failed.
 
     ``progress(epoch, iteration, iterations)`` is called after every iteration (the CLI draws a bar).
+    Under ``torchrun`` every rank calls this; rank 0 creates and writes the run folder.
     """
+    dist = init_distributed(config.device)
     seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     setup = prepare(config)
-    run_dir = create_run_dir(config.runs_dir, config.name, prefix=setup.variant.name.replace("+", "_"))
-    handler = attach_log(run_dir)
-    trainer = Trainer(setup, run_dir)
-    trainer.on_progress = progress
-    write_run_config(run_dir, setup, trainer.lr)
-    return run(trainer, handler)
+    run_dir = lock = None
+    if dist.is_main:
+        run_dir = create_run_dir(config.runs_dir, config.name, prefix=setup.variant.name.replace("+", "_"))
+        lock = RunLock(run_dir).acquire()
+    try:
+        run_dir = broadcast_path(run_dir, dist, device_for(dist, config.device))
+        trainer = Trainer(setup, run_dir, dist)
+        if dist.rank:
+            torch.manual_seed(config.seed + dist.rank)  # own dropout masks; the weights came from rank 0
+        if dist.is_main:
+            write_run_config(run_dir, setup, trainer.lr)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    trainer.on_progress = progress if dist.is_main else None
+    return run(trainer, lock, started=time.time())
 
 
-def run(trainer: Trainer, handler: logging.Handler | None = None) -> Path:
-    """Drive ``trainer.fit`` with status bookkeeping; SIGTERM stops after the current step."""
+def resume_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint to resume from: ``last.json``'s, else the newest one that verifies."""
+    last = read_json(run_dir / "last.json")
+    folders = sorted((p for p in (run_dir / "checkpoints").glob("step-*") if p.is_dir()), reverse=True)
+    if isinstance(last, dict) and isinstance(last.get("path"), str):
+        folders.insert(0, run_dir / last["path"])
+    problems = []
+    for folder in folders:
+        try:
+            verify_checkpoint(folder)
+            read_trainer_state(folder)
+            return folder
+        except CheckpointError as e:
+            problems.append(str(e))
+            log.warning("cannot resume from %s: %s", folder, e)
+    if problems:
+        raise CheckpointError(f"{run_dir}: no usable checkpoint to resume from ({problems[0]})")
+    raise RunError(f"{run_dir}: no checkpoint yet, nothing to resume (start the run again)")
+
+
+def resume(run_dir: str | Path, epochs: int | None = None, threads: int | None = None,
+           progress: Callable[[int, int, int], None] | None = None) -> Path:
+    """Continue a stopped, failed or killed run from its last checkpoint, in the same run folder.
+
+    The run's ``config.json`` is the configuration; ``epochs`` may extend it. Metrics logged after the
+    checkpoint are dropped (they are redone). Under ``torchrun`` every rank calls this.
+    """
+    run_dir = Path(run_dir)
+    raw = read_json(run_dir / "config.json")
+    if not isinstance(raw, dict):
+        raise RunError(f"{run_dir}: no readable config.json; not a run folder")
+    config = TrainConfig.from_dict(raw)
+    config.threads = threads or config.threads
+    dist = init_distributed(config.device)
+    lock = RunLock(run_dir).acquire() if dist.is_main else None  # refuses a run another process writes
+    try:
+        if dist.is_main:
+            remove_partial_saves(run_dir)
+        ckpt = resume_checkpoint(run_dir)
+        state = read_trainer_state(ckpt)
+        if epochs is not None:
+            if epochs < state["epoch"] or (epochs == state["epoch"] and not state["epoch_done"]):
+                raise ValueError(f"--epochs {epochs}: the run is already in epoch {state['epoch']}")
+            config.epochs = epochs
+        seed_everything(config.seed)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        setup = prepare(config)
+        if dist.is_main:  # before the Trainer opens metrics.jsonl for appending
+            dropped = drop_metrics_after(run_dir, int(state["step"]))
+            log.info("resuming %s from %s (epoch %d, step %d); %d metric records after it dropped",
+                     run_dir, ckpt.name, state["epoch"], state["step"], dropped)
+            if config.epochs != raw.get("epochs"):
+                write_json_atomic(run_dir / "config.json", {**raw, "epochs": config.epochs})
+        trainer = Trainer(setup, run_dir, dist)
+        load_model_weights(trainer.model, ckpt)
+        trainer.load_state(state)
+        if dist.rank:
+            torch.manual_seed(config.seed + dist.rank + trainer.step)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    old = read_json(run_dir / "status.json", {}) or {}
+    ran = max(0.0, (old.get("updated") or 0) - (old.get("started") or 0))  # keep the pace for the ETA
+    trainer.on_progress = progress if dist.is_main else None
+    return run(trainer, lock, started=time.time() - ran, resumed_from=ckpt.name)
+
+
+def run(trainer: Trainer, lock: RunLock | None = None, **status: Any) -> Path:
+    """Drive ``trainer.fit`` with status bookkeeping (``status`` adds fields to the first write), the
+    run's log file, and its lock. SIGTERM or Ctrl-C stops after the current iteration, with a checkpoint
+    that ``--resume`` continues from; a second Ctrl-C aborts at once."""
     run_dir = trainer.run_dir
-    write_status(run_dir, state="running", pid=os.getpid(), started=time.time(), epochs=trainer.c.epochs,
-                 epoch=trainer.epoch, step=trainer.step, message=None)
+    handler = attach_log(run_dir) if trainer.is_main else None
+    trainer.status(**{"state": "running", "pid": os.getpid(), "started": time.time(), "epochs": trainer.c.epochs,
+                      "epoch": trainer.epoch, "step": trainer.step, "message": None,
+                      "world_size": trainer.dist.world, **status})
 
     def on_term(signum, frame):
         trainer.stop_requested = True
 
-    old = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    def on_int(signum, frame):  # Ctrl-C: stop like SIGTERM; a second Ctrl-C aborts at once
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        trainer.stop_requested = True
+        log.warning("stopping after this iteration, with a checkpoint; Ctrl-C again to abort now")
+
+    old = None
+    if _main_thread():
+        old = signal.signal(signal.SIGTERM, on_term), signal.signal(signal.SIGINT, on_int)
     try:
         trainer.fit()
+        barrier(trainer.dist)
     except BaseException as e:
         msg = f"{type(e).__name__}: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
-        write_status(run_dir, state="stopped" if isinstance(e, KeyboardInterrupt) else "failed", message=msg)
-        log.error("run %s ended: %s", run_dir, msg)
+        try:
+            trainer.status(state="stopped" if isinstance(e, KeyboardInterrupt) else "failed", message=msg)
+        except OSError:  # e.g. the disk is full: the original error is the one to report
+            pass
+        if trainer.is_main:
+            log.error("run %s ended: %s", run_dir, msg)
         raise
     finally:
         trainer.metrics.close()
         if old is not None:
-            signal.signal(signal.SIGTERM, old)
+            for sig, prev in zip((signal.SIGTERM, signal.SIGINT), old, strict=True):
+                signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
         if handler is not None:
             logging.getLogger().removeHandler(handler)
             handler.close()
-    write_status(run_dir, state="stopped" if trainer.stop_requested else "finished",
-                 message="stopped on request" if trainer.stop_requested else None)
+        if lock is not None:
+            lock.release()
+    trainer.status(state="stopped" if trainer.stop_requested else "finished",
+                   message="stopped on request; continue with --resume" if trainer.stop_requested else None)
+    shutdown(trainer.dist)
     return run_dir
 
 

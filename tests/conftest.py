@@ -10,7 +10,7 @@ import torch
 from core.demo import ensure_demo_data
 from core.tiny import write_tiny_encoder
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models gain nothing from threads; subprocess tests run beside pytest
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
