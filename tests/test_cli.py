@@ -12,7 +12,7 @@ from core.runs import read_metrics
 
 
 def train_args(tiny_encoder, runs, name, *extra):
-    return ["train", "--encoder", str(tiny_encoder), "--runs-dir", str(runs), "--name", name, "--epochs", "2",
+    return ["train", "--encoder", str(tiny_encoder), "--runs-dir", str(runs), "--name", name, "--epochs", "3", "--dropout", "0.1",
             "--batch-size", "16", "--lr", "1e-3", "--log-every", "2", *extra]
 
 
@@ -25,12 +25,12 @@ def sst_run(tiny_encoder, tmp_path_factory):
 
 def test_train_writes_a_complete_run_folder(sst_run):
     config = json.loads((sst_run / "config.json").read_text())
-    assert config["variant"] == "finetune" and config["tasks"] == ["sst"] and config["epochs"] == 2
+    assert config["variant"] == "finetune" and config["tasks"] == ["sst"] and config["epochs"] == 3
     assert config["data_sizes"]["sst"]["train"] == 300
     assert json.loads((sst_run / "status.json").read_text())["state"] == "finished"
     recs = read_metrics(sst_run)
     epochs = [r for r in recs if r["kind"] == "epoch"]
-    assert [e["epoch"] for e in epochs] == [1, 2] and all(e["seconds"] > 0 for e in epochs)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and all(e["seconds"] > 0 for e in epochs)
     assert 0.0 <= epochs[-1]["dev"]["sst/acc"] <= 1.0
     report = [r for r in recs if r["kind"] == "report"][-1]
     assert len(report["confusion"]) == 5 and len(report["f1"]) == 5
