@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -42,31 +43,116 @@ def per_class_table(task: str, r: dict) -> Table:
     return t
 
 
+# Settings shown in the compare output: those shared by all runs in one footer line, the others per row.
+SETTINGS = ("encoder", "lr", "batch_size", "epochs", "max_steps", "dropout", "seed", "per_task_step")
+
+
 def compare_rows(runs: list[Path]) -> list[dict]:
-    """One row per run: name, variant, best dev value per Table 2 column, mean seconds per epoch."""
+    """One row per run: name, variant, best dev value per Table 2 column, mean seconds per epoch, the
+    run's settings (``SETTINGS``, SMART hyperparameters when used, training-set sizes) and its config."""
     rows = []
     for r in runs:
+        if not (Path(r) / "config.json").is_file():
+            raise ValueError(f"{r}: not a run folder (no config.json)")
         info = load_run(r)
-        rows.append({"name": info.name, "variant": info.variant, **best_metrics(r),
-                     "seconds": info.seconds_per_epoch, "config": info.config})
+        c = info.config
+        settings = {k: c.get(k) for k in SETTINGS if k in c}
+        if "+smart" in info.variant and isinstance(c.get("smart"), dict):
+            settings["smart"] = c["smart"]
+        sizes = c.get("data_sizes") or {}
+        settings["train_sizes"] = {t: v.get("train") for t, v in sizes.items() if isinstance(v, dict)}
+        rows.append({"name": info.name, "path": str(info.path), "variant": info.variant, "state": info.state,
+                     "epochs_done": info.epoch, **best_metrics(r), "seconds": info.seconds_per_epoch,
+                     "settings": settings, "config": c})
     return rows
 
 
-def print_compare(runs: list[Path]) -> None:
-    rows = compare_rows(runs)
-    best = {k: max((row[k] for row in rows if k in row), default=None) for k, _ in COLUMNS}
-    t = Table(title="Table 2 layout: best dev value per run (bold = best per column)")
+def best_per_column(rows: list[dict]) -> dict[str, float | None]:
+    return {k: max((row[k] for row in rows if row.get(k) is not None), default=None) for k, _ in COLUMNS}
+
+
+def _fmt_seconds(sec: float | None) -> str:
+    if sec is None:
+        return "-"
+    return f"{sec:,.0f}" if sec >= 100 else f"{sec:.1f}"
+
+
+def _fmt_setting(k: str, v) -> str:
+    if k == "train_sizes" and isinstance(v, dict):
+        return "train " + "/".join(f"{t} {n}" for t, n in v.items())
+    if k == "smart" and isinstance(v, dict):
+        return "smart " + " ".join(f"{n}={v[n]}" for n in ("lam", "eps", "sigma", "eta", "beta", "mu", "steps",
+                                                           "dropout_off") if n in v)
+    return f"{k} {v}"
+
+
+def split_settings(rows: list[dict]) -> tuple[str, list[str]]:
+    """(the settings every run shares, one text per row with the settings that differ)."""
+    keys = list(dict.fromkeys(k for row in rows for k in row["settings"]))
+    shared = [k for k in keys if all(row["settings"].get(k) == rows[0]["settings"].get(k) for row in rows)]
+    common = ", ".join(_fmt_setting(k, rows[0]["settings"][k]) for k in shared
+                       if rows[0]["settings"].get(k) is not None)
+    differ = [", ".join(_fmt_setting(k, row["settings"][k]) for k in keys
+                        if k not in shared and row["settings"].get(k) is not None) for row in rows]
+    return common, differ
+
+
+def compare_table(rows: list[dict]) -> Table:
+    best = best_per_column(rows)
+    common, differ = split_settings(rows)
+    t = Table(title="Table 2 layout: best dev value per run (bold = best per column)",
+              caption=f"shared settings: {common}" if common else None)
     t.add_column("run")
     t.add_column("variant")
     for _, h in COLUMNS:
         t.add_column(h, justify="right")
     t.add_column("s/epoch", justify="right")
-    for row in rows:
+    if any(differ):
+        t.add_column("settings")
+    for row, d in zip(rows, differ, strict=True):
         cells = []
         for k, _ in COLUMNS:
             v = row.get(k)
             cells.append("-" if v is None else (f"[bold]{v:.3f}[/]" if v == best[k] else f"{v:.3f}"))
-        sec = row["seconds"]
-        t.add_row(row["name"], row["variant"], *cells, "-" if sec is None else f"{sec:,.0f}")
-    console.print(t)
-    console.print(f"[dim]{ENCODER_NOTE}[/]")
+        t.add_row(row["name"], row["variant"], *cells, _fmt_seconds(row["seconds"]), *([d] if any(differ) else []))
+    return t
+
+
+def compare_markdown(rows: list[dict]) -> str:
+    """The same table as GitHub markdown (best per column in bold)."""
+    best = best_per_column(rows)
+    common, differ = split_settings(rows)
+    head = ["run", "variant", *[h for _, h in COLUMNS], "s/epoch"] + (["settings"] if any(differ) else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(COLUMNS) + 1)
+                                                           + (["---"] if any(differ) else [])) + "|"]
+    for row, d in zip(rows, differ, strict=True):
+        cells = [row["name"], row["variant"]]
+        for k, _ in COLUMNS:
+            v = row.get(k)
+            cells.append("-" if v is None else (f"**{v:.3f}**" if v == best[k] else f"{v:.3f}"))
+        cells.append(_fmt_seconds(row["seconds"]))
+        lines.append("| " + " | ".join(cells + ([d] if any(differ) else [])) + " |")
+    if common:
+        lines.append(f"\nShared settings: {common}.")
+    return "\n".join(lines)
+
+
+def compare_json(rows: list[dict]) -> str:
+    """Rows as JSON: metrics under their names (``sst/acc``...), ``seconds`` per epoch, settings, config."""
+    return json.dumps(rows, indent=2, default=str)
+
+
+def print_compare(runs: list[Path], fmt: str = "table", out: Console | None = None) -> None:
+    """Print the comparison of ``runs`` as a rich ``table``, ``markdown`` or ``json`` (the last two plain,
+    on stdout, for files and scripts)."""
+    rows = compare_rows(runs)
+    if fmt == "json":
+        print(compare_json(rows))
+        return
+    if fmt == "markdown":
+        print(compare_markdown(rows))
+        return
+    out = out or console
+    out.print(compare_table(rows))
+    if any(str(r["settings"].get("encoder", "")).lower().startswith(("minilm", "all-minilm")) for r in rows):
+        out.print(f"[dim]{ENCODER_NOTE}[/]")

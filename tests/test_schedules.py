@@ -1,0 +1,169 @@
+"""Epoch plans of every schedule: per-task batch counts and sizes follow the documented formulas."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from core.config import TrainConfig
+from core.schedules import (
+    REPORT_VARIANTS,
+    annealed_alpha,
+    describe_schedule,
+    make_plan,
+    parse_variant,
+    plan_steps,
+    rrobin_full_sizes,
+    sampling_probabilities,
+)
+
+
+def fake_lengths(sizes: dict[str, int]) -> dict[str, list[int]]:
+    rng = random.Random(1)
+    return {t: [rng.randint(5, 60) for _ in range(n)] for t, n in sizes.items()}
+
+
+def per_task(plan) -> tuple[Counter, dict[str, set[int]]]:
+    """(number of batches per task, set of batch sizes per task)."""
+    counts, sizes = Counter(), {}
+    for it in plan:
+        for task, idx in it:
+            counts[task] += 1
+            sizes.setdefault(task, set()).add(len(idx))
+    return counts, sizes
+
+
+SIZES = {"sst": 300, "para": 1000, "sts": 130}
+
+
+def test_variant_names_parse_and_round_trip():
+    for name in (*REPORT_VARIANTS, "rrobin-full+rlayer+smart", "proportional", "annealed", "annealed+smart"):
+        assert parse_variant(name).name == name
+    assert parse_variant("rrobin-full+smart+rlayer").name == "rrobin-full+rlayer+smart"
+    for bad, msg in [("rrobin-half", "unknown base"), ("rrobin+fast", "unknown modifier"),
+                     ("finetune+rlayer", "multitask"), ("pretrain+smart", "pretrain"),
+                     ("rrobin+smart+smart", "repeated")]:
+        with pytest.raises(ValueError, match=msg):
+            parse_variant(bad)
+
+
+def test_rrobin_equal_batches_floor_sts_over_batch():
+    B = 16
+    plan = make_plan("rrobin", fake_lengths(SIZES), B, 1, random.Random(0))
+    n = 130 // B  # floor(len(sts_train) / batch)
+    assert len(plan) == n
+    assert all([t for t, _ in it] == ["sst", "para", "sts"] for it in plan)
+    counts, sizes = per_task(plan)
+    assert counts == Counter({"sst": n, "para": n, "sts": n})
+    assert sizes == {"sst": {B}, "para": {B}, "sts": {B}}
+    # Within an epoch no example repeats while a task has enough data.
+    for t in SIZES:
+        idx = [i for it in plan for task, b in it if task == t for i in b]
+        assert len(idx) == len(set(idx)) == n * B
+
+
+def test_rrobin_pre_quora_pass_then_rrobin_for_pre_epochs():
+    B = 16
+    lengths = fake_lengths(SIZES)
+    n_rr = 130 // B
+    n_pre = -(-1000 // B)  # every Quora example once, last (short) batch kept
+    cfg = TrainConfig(pre_epochs=2, epochs=4)
+    rng = random.Random(0)
+    for epoch in (1, 2, 3, 4):
+        plan = make_plan("rrobin-pre", lengths, B, epoch, rng, config=cfg)
+        pre = n_pre if epoch <= 2 else 0
+        assert len(plan) == pre + n_rr
+        head = plan[:pre]
+        assert all(len(it) == 1 and it[0][0] == "para" for it in head)
+        if pre:
+            assert sorted(i for it in head for i in it[0][1]) == list(range(1000))
+        assert all([t for t, _ in it] == ["sst", "para", "sts"] for it in plan[pre:])
+    assert len(make_plan("rrobin-pre", lengths, B, 1, rng, pre_epochs=0)) == n_rr
+
+
+def test_rrobin_full_formula_and_the_reports_sizes():
+    # The report's data: Quora 141,506, SST 8,544, STS 6,040 at B=64 -> 64 / 3 / 2 per iteration.
+    n, sizes = rrobin_full_sizes({"sst": 8544, "para": 141506, "sts": 6040}, 64)
+    assert (n, sizes) == (141506 // 64, {"sst": 3, "para": 64, "sts": 2})
+    B = 32
+    plan = make_plan("rrobin-full", fake_lengths(SIZES), B, 1, random.Random(0))
+    n = 1000 // B
+    b_sst, b_sts = max(1, B * 300 // 1000), max(1, B * 130 // 1000)
+    assert (b_sst, b_sts) == (9, 4)
+    assert len(plan) == n
+    counts, sizes = per_task(plan)
+    assert counts == Counter({"sst": n, "para": n, "sts": n})
+    assert sizes == {"sst": {b_sst}, "para": {B}, "sts": {b_sts}}
+    para = [i for it in plan for t, b in it if t == "para" for i in b]
+    assert len(set(para)) == len(para) == n * B  # the whole Quora set (up to one partial batch)
+    # A tiny task still gets one example per iteration.
+    assert rrobin_full_sizes({"sst": 3, "para": 1000, "sts": 10}, 16)[1]["sst"] == 1
+
+
+def test_proportional_step_count_and_frequencies():
+    B = 8
+    lengths = fake_lengths(SIZES)
+    plan = make_plan("proportional", lengths, B, 1, random.Random(0))
+    steps = sum(SIZES.values()) // B
+    assert plan_steps(plan) == steps
+    assert all(len(it) == 3 for it in plan[:-1])
+    counts, sizes = per_task(plan)
+    assert all(s == {B} for s in sizes.values())
+    for t, n in SIZES.items():  # p_t ∝ n_t, so about n_t / B batches each
+        expected = steps * n / sum(SIZES.values())
+        assert abs(counts[t] - expected) < 4 * expected ** 0.5 + 1, (t, counts[t], expected)
+
+
+def test_annealed_probabilities_and_schedule():
+    assert annealed_alpha(1, 5, 5.0) == 1.0
+    assert annealed_alpha(5, 5, 5.0) == pytest.approx(0.2)  # BERT and PALs: 1 - 0.8 (e-1)/(E-1)
+    assert annealed_alpha(3, 5, 5.0) == pytest.approx(0.6)
+    assert annealed_alpha(1, 1, 5.0) == 1.0
+    with pytest.raises(ValueError, match="temperature"):
+        annealed_alpha(1, 2, 0.0)
+    p = sampling_probabilities(SIZES, 0.5)
+    z = sum(n ** 0.5 for n in SIZES.values())
+    assert p == pytest.approx({t: n ** 0.5 / z for t, n in SIZES.items()})
+    assert sampling_probabilities(SIZES, 0.0) == pytest.approx({t: 1 / 3 for t in SIZES})
+
+    B = 4
+    lengths = fake_lengths(SIZES)
+    cfg = TrainConfig(epochs=3, temperature=100.0)  # last epoch nearly uniform
+    first = make_plan("annealed", lengths, B, 1, random.Random(0), config=cfg)
+    last = make_plan("annealed", lengths, B, 3, random.Random(0), config=cfg)
+    steps = sum(SIZES.values()) // B
+    assert plan_steps(first) == plan_steps(last) == steps
+    c1, _ = per_task(first)
+    c3, _ = per_task(last)
+    assert c3["sts"] > 2 * c1["sts"]  # the small task is upsampled as T grows
+    assert c3["para"] < 0.6 * c1["para"]  # p_para: 0.70 -> about 1/3
+    # A small task drawn more often than it has batches is cycled, never short of batches.
+    assert all(len(b) == B for it in last for _, b in it)
+
+
+def test_single_task_and_errors():
+    plan = make_plan("finetune", {"sst": [5] * 50}, 16, 1, random.Random(0))
+    assert [len(it[0][1]) for it in plan].count(16) == 3 and plan_steps(plan) == 4
+    with pytest.raises(ValueError, match="not available"):
+        make_plan("bogus", {"sst": [5]}, 4, 1, random.Random(0))
+    with pytest.raises(ValueError, match="training examples"):
+        make_plan("rrobin", {"sst": [5], "para": [], "sts": [5]}, 4, 1, random.Random(0))
+
+
+def test_describe_schedule_matches_plans():
+    B = 16
+    lengths = fake_lengths(SIZES)
+    cfg = TrainConfig(epochs=2, pre_epochs=1, temperature=5.0)
+    for base in ("rrobin", "rrobin-full", "proportional", "annealed"):
+        d = describe_schedule(base, SIZES, B, cfg)
+        plan = make_plan(base, lengths, B, 1, random.Random(0), config=cfg)
+        assert d["iterations"] == len(plan), base
+    d = describe_schedule("rrobin-pre", SIZES, B, cfg)
+    assert d["pre_iterations"] + d["iterations"] == len(make_plan("rrobin-pre", lengths, B, 1, random.Random(0),
+                                                                  config=cfg))
+    assert describe_schedule("rrobin-full", SIZES, B)["batch_sizes"] == {"sst": 4, "para": 16, "sts": 2}
+    ann = describe_schedule("annealed", SIZES, B, cfg)["probabilities_per_epoch"]
+    assert ann[0] == pytest.approx(sampling_probabilities(SIZES), abs=1e-4)
+    assert ann[1] == pytest.approx(sampling_probabilities(SIZES, 0.2), abs=1e-4)

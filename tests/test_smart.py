@@ -1,0 +1,173 @@
+"""SMART: the adversarial term's limit in ε with and without dropout, the paraphrase l_s, the ascent,
+the Bregman teacher (term, update formula, saved state) and mode bookkeeping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from core.config import SmartConfig, TrainConfig
+from core.data import collate
+from core.smart import Smart, smoothness_loss
+from core.train import build_model, prepare
+
+TASKS3 = ("sst", "para", "sts")
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_encoder, demo_data):
+    return prepare(TrainConfig(variant="rrobin", encoder=str(tiny_encoder), data_dir=str(demo_data),
+                               max_train=24, max_dev=8, dropout=0.3))
+
+
+@pytest.fixture()
+def model(setup):
+    torch.manual_seed(0)
+    return build_model(setup, torch.device("cpu")).train()
+
+
+def batch_of(setup, task, n=8):
+    return collate(setup.train[task], list(range(n)))
+
+
+def main_forward(model, batch, smart=None):
+    if smart is not None:
+        smart.capture_rng()
+    emb = model.embed(batch)
+    return emb, model.head(batch.task, emb, batch.attention_mask)
+
+
+def adversarial_only(model, batch, eps, dropout_off, steps=1):
+    torch.manual_seed(1)
+    # η >> ε: the projected step is ε·sign(g) at every ε, so the term scales cleanly as ε².
+    smart = Smart(model, SmartConfig(lam=1.0, mu=0.0, eps=eps, sigma=eps, eta=1.0, steps=steps,
+                                     dropout_off=dropout_off))
+    emb, out = main_forward(model, batch)
+    return smart.regularizer(batch.task, batch, emb, out).item()
+
+
+# --- l_s ------------------------------------------------------------------------------------------
+def test_symmetric_kl_matches_the_definition():
+    torch.manual_seed(0)
+    a, b = torch.randn(6, 5) * 3, torch.randn(6, 5) * 3
+    lp, lq = a.log_softmax(-1), b.log_softmax(-1)
+    ref = (F.kl_div(lq, lp, log_target=True, reduction="batchmean")
+           + F.kl_div(lp, lq, log_target=True, reduction="batchmean"))
+    assert smoothness_loss("sst", a, b).item() == pytest.approx(ref.item(), rel=1e-5)
+    sq = ((a[:, 0] - b[:, 0]) ** 2).mean().item()
+    assert smoothness_loss("sts", a[:, 0], b[:, 0]).item() == pytest.approx(sq)
+
+
+def test_paraphrase_term_is_the_sigmoid_two_class_kl_and_positive():
+    a = torch.tensor([0.3, -2.0, 4.0, 0.0])
+    b = torch.tensor([0.5, -2.0, 1.0, -0.1])  # the second logit is unchanged
+    p = torch.stack([1 - torch.sigmoid(a), torch.sigmoid(a)], -1)
+    q = torch.stack([1 - torch.sigmoid(b), torch.sigmoid(b)], -1)
+    per_row = ((p - q) * (p.log() - q.log())).sum(-1)
+    assert smoothness_loss("para", a, b).item() == pytest.approx(per_row.mean().item(), rel=1e-5)
+    for i in (0, 2, 3):  # every changed logit gives a positive term
+        assert smoothness_loss("para", a[i:i + 1], b[i:i + 1]).item() > 0
+    assert smoothness_loss("para", a[1:2], b[1:2]).item() == 0.0
+    # The published mistake: a softmax over the single logit is identically 1, so its KL is always 0.
+    assert smoothness_loss("sst", a[:, None], b[:, None]).item() == 0.0
+
+
+def test_paraphrase_regularizer_positive_for_a_perturbation(setup, model):
+    assert adversarial_only(model, batch_of(setup, "para"), eps=1e-2, dropout_off=True) > 1e-8
+
+
+# --- adversarial term -----------------------------------------------------------------------------
+@pytest.mark.parametrize("task", TASKS3)
+def test_adversarial_term_vanishes_with_eps_only_when_dropout_is_off(setup, model, task):
+    batch = batch_of(setup, task)
+    off = [adversarial_only(model, batch, eps, True) for eps in (1e-2, 1e-4, 1e-6)]
+    # l_s is quadratic around its minimum: each factor 100 in ε is about 1e4 in the term.
+    assert off[0] > 0 and off[1] < off[0] * 1e-2 and off[2] < off[1] * 1e-2
+    assert off[2] < 1e-9
+    on = [adversarial_only(model, batch, eps, False) for eps in (1e-4, 1e-6)]
+    # With dropout, f(x̃) and f(x) use different masks: a term of the size of the dropout noise remains.
+    assert min(on) > 1e-4
+    assert min(on) > 1e4 * off[2]
+
+
+def test_ascent_beats_a_random_perturbation_of_the_same_size(setup, model):
+    batch = batch_of(setup, "sst")
+    eps = 1e-3
+    smart = Smart(model, SmartConfig(eps=eps, sigma=eps))
+    with smart.dropout_off(), torch.no_grad():
+        x = model.embed(batch)
+        ref = model.head("sst", x, batch.attention_mask)
+    with smart.dropout_off():
+        torch.manual_seed(0)
+        delta = smart.ascend("sst", x, batch.attention_mask, ref)
+        with torch.no_grad():
+            adv = smoothness_loss("sst", model.head("sst", x + delta, batch.attention_mask), ref).item()
+            rand = torch.sign(torch.randn_like(x)) * eps  # same ∞-norm, a random direction
+            base = smoothness_loss("sst", model.head("sst", x + rand, batch.attention_mask), ref).item()
+    assert delta.abs().max().item() <= eps * (1 + 1e-6)
+    assert adv > 3 * base
+
+
+def test_regularizer_leaves_weight_grads_alone_and_restores_modes(setup, model):
+    model.bert.embeddings.eval()  # a module someone keeps in eval must stay so
+    before = {name: m.training for name, m in model.named_modules()}
+    smart = Smart(model, SmartConfig(mu=0.0))
+    batch = batch_of(setup, "sts")
+    emb, out = main_forward(model, batch)
+    reg = smart.regularizer("sts", batch, emb, out)
+    assert all(p.grad is None for p in model.parameters())  # the ascent used autograd.grad w.r.t. δ only
+    assert {name: m.training for name, m in model.named_modules()} == before
+    reg.backward()
+    assert model.bert.embeddings.word_embeddings.weight.grad is not None  # through x̃ = x + δ
+    assert model.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
+# --- Bregman teacher ------------------------------------------------------------------------------
+@pytest.mark.parametrize("task", TASKS3)
+def test_bregman_is_zero_when_teacher_equals_student(setup, model, task):
+    batch = batch_of(setup, task)
+    smart = Smart(model, SmartConfig(lam=0.0))
+    emb, out = main_forward(model, batch, smart)
+    assert smart.regularizer(task, batch, emb, out).item() == 0.0  # same weights, same dropout masks
+    # Without the replayed masks the term would be dropout noise, not a distance between weights.
+    emb, out = main_forward(model, batch)
+    assert smart.regularizer(task, batch, emb, out).item() > 0.0
+    # Once the weights move away from the teacher, the term is positive.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    emb, out = main_forward(model, batch, smart)
+    assert smart.regularizer(task, batch, emb, out).item() > 0.0
+
+
+def test_teacher_update_follows_the_formula(model):
+    beta = 0.9
+    smart = Smart(model, SmartConfig(beta=beta))
+    old = [t.clone() for t in smart.teacher]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    smart.update_teacher()
+    for t, o, p in zip(smart.teacher, old, smart.params, strict=True):
+        torch.testing.assert_close(t, beta * o + (1 - beta) * p.detach(), rtol=0, atol=1e-6)
+    assert not any(torch.equal(t, p) for t, p in zip(smart.teacher, smart.params, strict=True))
+    assert all(t.data_ptr() != p.data_ptr() for t, p in zip(smart.teacher, smart.params, strict=True))  # a copy
+
+
+def test_teacher_state_round_trips_through_safetensors(model, tmp_path):
+    smart = Smart(model, SmartConfig(beta=0.5))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)
+    smart.update_teacher()
+    save_file(smart.state_dict(), str(tmp_path / "teacher.safetensors"))
+    other = Smart(model, SmartConfig())
+    assert not all(torch.equal(a, b) for a, b in zip(other.teacher, smart.teacher, strict=True))
+    other.load_state_dict(load_file(str(tmp_path / "teacher.safetensors")))
+    assert all(torch.equal(a, b) for a, b in zip(other.teacher, smart.teacher, strict=True))
+    state = smart.state_dict()
+    state.pop(next(iter(state)))
+    with pytest.raises(ValueError, match="lacks 1 tensors"):
+        other.load_state_dict(state)
