@@ -223,7 +223,7 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--task", default=d.task, choices=["sst", "cfimdb"])
     b.add_argument("--batch-size", type=int, default=d.batch_size)
     b.add_argument("--batches", type=int, default=d.batches, help="timed training batches per side per round")
-    b.add_argument("--rounds", type=int, default=d.rounds, help="alternating baseline/ours rounds")
+    b.add_argument("--rounds", type=int, default=d.rounds, help="passes over the examples per side (steps alternate)")
     b.add_argument("--warmup", type=int, default=d.warmup)
     b.add_argument("--smart-batches", type=int, default=d.smart_batches)
     b.add_argument("--no-smart", action="store_true", help="skip the SMART step measurement")

@@ -25,7 +25,10 @@ def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device:
     was_training = model.training
     model.eval()
     out = torch.empty(len(data), dtype=torch.float32)
-    for idx in batch_indices(data.lengths, batch_size, shuffle=False, bucket=True):
+    # Batches of similar length pad little; a pair pads both sides to the longer one, so sort by that.
+    lengths = data.lengths if data.tokens_b is None else [max(len(a), len(b)) for a, b in
+                                                          zip(data.tokens_a, data.tokens_b, strict=True)]
+    for idx in batch_indices(lengths, batch_size, shuffle=False, bucket=True):
         batch = collate(data, idx).to(device)
         with torch.autocast(torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             o = model(batch)

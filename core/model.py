@@ -3,6 +3,11 @@
 Module and parameter names follow Hugging Face's ``BertModel`` exactly
 (``embeddings.word_embeddings``, ``encoder.layer.N.attention.self.query``, ``pooler.dense``...), so a
 Hugging Face state dict loads by name. Loading from a checkpoint folder lives in ``core.encoders``.
+
+Speed on CPU (see benchmarks/README.md): inside the encoder the hidden states travel packed, real tokens
+only (``Tokens``), so no matmul, LayerNorm, GELU or dropout runs on padding; only attention sees the padded
+``(N, T)`` layout. Q, K and V are one matmul; dropout draws its mask with ``rand_like``. Outputs equal
+``transformers.BertModel`` on real tokens (tests/test_model.py).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
     attn_implementation: str = "sdpa"  # "sdpa" (fused kernel) or "eager" (explicit softmax, for checks)
+    unpad: bool = True  # on CPU, run all but attention on real tokens only (no compute on padding)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BertConfig:
@@ -52,6 +58,23 @@ def _activation(name: str):
     raise ValueError(f"hidden_act {name!r} is not supported (use gelu, gelu_new or relu)")
 
 
+class Dropout(nn.Dropout):
+    """Inverted dropout, as ``nn.Dropout``, with the keep-mask drawn by ``rand_like`` on CPU.
+
+    Same distribution and scaling; on CPU ``F.dropout`` draws with ``bernoulli_``, which costs about twice
+    ``rand_like`` plus a compare (measured on the 2-core benchmark machine). Dropout runs ~20 times per
+    training step, so this is a few percent of a step. Other devices use ``F.dropout``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, True)
+        keep = (torch.rand_like(x) >= self.p).to(x.dtype)
+        return x * keep.mul_(1.0 / (1.0 - self.p))
+
+
 class BertEmbeddings(nn.Module):
     """Word + position + token-type embeddings, then LayerNorm and dropout."""
 
@@ -61,7 +84,7 @@ class BertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """input_ids (B, T) -> embeddings (B, T, C)."""
@@ -75,6 +98,35 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
+class Tokens:
+    """Where the real tokens of a padded ``(N, T)`` batch are, so that every layer except attention works on
+    real tokens only: hidden states travel packed as ``(n, C)``, n = real tokens, and attention scatters its
+    queries, keys and values into ``(N, T, ·)`` and gathers its output back.
+
+    With ``index=None`` nothing is packed: n = N·T and ``pad``/``pack`` are reshapes.
+    """
+
+    def __init__(self, attention_mask: torch.Tensor, unpad: bool):
+        N, T = attention_mask.shape
+        self.N, self.T = N, T
+        self.mask = attention_mask.bool()[:, None, None, :]  # (N, 1, 1, T): broadcast over heads and queries
+        self.index = None
+        # Packing pays when there is padding; the index costs a host sync, so only on CPU where syncs are free.
+        if unpad and attention_mask.device.type == "cpu" and not bool(self.mask.all()):
+            self.index = attention_mask.reshape(-1).nonzero().squeeze(1)  # (n,) flat positions in N·T
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, T, ...) -> (n, D), the trailing dimensions flattened into D."""
+        x = x.reshape(self.N * self.T, -1)
+        return x if self.index is None else x.index_select(0, self.index)
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, D) -> (N, T, D), zeros at padding positions."""
+        if self.index is not None:  # in place into fresh zeros: no clone of the zeros (index_copy would)
+            x = x.new_zeros(self.N * self.T, x.size(-1)).index_copy_(0, self.index, x)
+        return x.view(self.N, self.T, x.size(-1))
+
+
 class BertSelfAttention(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -84,24 +136,33 @@ class BertSelfAttention(nn.Module):
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
-        self.dropout_p = config.attention_probs_dropout_prob
+        self.dropout = Dropout(config.attention_probs_dropout_prob)
         self.impl = config.attn_implementation
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, C), attn_mask (B, 1, 1, T) bool, True = attend -> (B, T, C)."""
-        B, T, C = x.shape
+    def qkv(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, C) -> (n, 3C). With many tokens, one matmul against the concatenated weights (a larger
+        matrix runs faster); with few (scoring one sentence), copying the weights would cost more than
+        copying the three outputs."""
+        if x.size(0) < x.size(1):
+            return torch.cat([self.query(x), self.key(x), self.value(x)], dim=-1)
+        w = torch.cat([self.query.weight, self.key.weight, self.value.weight])  # (3C, C)
+        b = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        return F.linear(x, w, b)
+
+    def forward(self, x: torch.Tensor, tokens: Tokens) -> torch.Tensor:
+        """x (n, C) packed real tokens -> (n, C)."""
+        N, T, C = tokens.N, tokens.T, x.size(-1)
         hs = C // self.n_head
-        q = self.query(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.key(x).view(B, T, self.n_head, hs).transpose(1, 2)
-        v = self.value(x).view(B, T, self.n_head, hs).transpose(1, 2)
-        p = self.dropout_p if self.training else 0.0
-        if self.impl == "sdpa":
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=p)
-        else:
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(hs)  # (B, nh, T, T)
-            att = att.masked_fill(~attn_mask, float("-inf")).softmax(dim=-1)
-            y = F.dropout(att, p=p, training=self.training) @ v
-        return y.transpose(1, 2).reshape(B, T, C)  # re-assemble heads side by side
+        qkv = tokens.pad(self.qkv(x)).view(N, T, 3, self.n_head, hs)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (N, nh, T, hs)
+        p = self.dropout.p if self.training else 0.0
+        if self.impl == "sdpa" and (p == 0.0 or x.device.type != "cpu"):
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=tokens.mask, dropout_p=p)  # fused kernel
+        else:  # explicit softmax; also CPU training with attention dropout, which SDPA would run this way anyway
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))  # (N, nh, T, T)
+            att = att.masked_fill(~tokens.mask, float("-inf")).softmax(dim=-1)
+            y = self.dropout(att) @ v  # (N, nh, T, hs)
+        return tokens.pack(y.transpose(1, 2))  # re-assemble heads side by side: (n, C)
 
 
 class BertSelfOutput(nn.Module):
@@ -109,7 +170,7 @@ class BertSelfOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(h)) + residual)  # post-LN residual
@@ -121,8 +182,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)  # the name "self" is Hugging Face's
         self.output = BertSelfOutput(config)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        return self.output(self.self(x, attn_mask), x)
+    def forward(self, x: torch.Tensor, tokens: Tokens) -> torch.Tensor:
+        return self.output(self.self(x, tokens), x)
 
 
 class BertIntermediate(nn.Module):
@@ -132,7 +193,7 @@ class BertIntermediate(nn.Module):
         self.act = _activation(config.hidden_act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.dense(x))  # (B, T, 4C)
+        return self.act(self.dense(x))  # (n, 4C)
 
 
 class BertOutput(nn.Module):
@@ -140,7 +201,7 @@ class BertOutput(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(h)) + residual)
@@ -153,8 +214,9 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        a = self.attention(x, attn_mask)
+    def forward(self, x: torch.Tensor, tokens: Tokens) -> torch.Tensor:
+        """x (n, C) packed real tokens -> (n, C)."""
+        a = self.attention(x, tokens)
         return self.output(self.intermediate(a), a)
 
 
@@ -162,13 +224,16 @@ class BertEncoder(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
+        self.unpad = config.unpad
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """x (B, T, C), attention_mask (B, T) with 1 for real tokens -> (B, T, C)."""
-        attn_mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): broadcast over heads and queries
+        """x (B, T, C), attention_mask (B, T) with 1 for real tokens -> (B, T, C), zeros at padding when
+        packed (padding positions carry no meaning either way)."""
+        tokens = Tokens(attention_mask, self.unpad)
+        h = tokens.pack(x)  # (n, C)
         for layer in self.layer:
-            x = layer(x, attn_mask)
-        return x
+            h = layer(h, tokens)
+        return tokens.pad(h)
 
 
 class BertPooler(nn.Module):

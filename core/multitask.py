@@ -95,7 +95,16 @@ class MultitaskBert(nn.Module):
 
     def head(self, task: str, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Embedding-layer output (N, T, C) -> the task's output (see the module docstring)."""
-        x = self.dropout(pool(self.bert.encode(emb, mask), mask, self.heads.pooling))  # (N, C)
+        return self.output(task, self.sentence_embeddings(emb, mask))
+
+    def sentence_embeddings(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Embedding-layer output (N, T, C) -> pooled sentence embeddings (N, C), before the head dropout."""
+        return pool(self.bert.encode(emb, mask), mask, self.heads.pooling)
+
+    def output(self, task: str, x: torch.Tensor) -> torch.Tensor:
+        """Sentence embeddings (N, C), pairs stacked -> the task's output; several heads can share one
+        encoder pass (scoring a pair for paraphrase and similarity)."""
+        x = self.dropout(x)
         if task in ("sst", "cfimdb"):
             return getattr(self, f"{task}_classifier")(x)
         u, v = x.chunk(2)  # pair tasks stack both sides: (B, C) each

@@ -42,25 +42,35 @@ class Scorer:
                      int(mask.sum()))
 
     @torch.inference_mode()
-    def _run(self, task: str, texts: list[str]) -> torch.Tensor:
-        if task not in self.tasks:
-            raise ValueError(f"this checkpoint has no {task} head (it was trained for {', '.join(self.tasks)})")
-        return self.model(self._batch(task, texts)).float()
+    def _run(self, task: str, texts: list[str], heads: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+        """One encoder pass over ``texts`` (pairs stacked), then the output of every task in ``heads``
+        (default: ``task``) from the same sentence embeddings."""
+        for t in heads or (task,):
+            if t not in self.tasks:
+                raise ValueError(f"this checkpoint has no {t} head (it was trained for {', '.join(self.tasks)})")
+        batch = self._batch(task, texts)
+        x = self.model.sentence_embeddings(self.model.embed(batch), batch.attention_mask)  # (N, C)
+        return {t: self.model.output(t, x).float() for t in heads or (task,)}
 
     def sentiment(self, text: str, task: str = "sst") -> dict:
         """Class probabilities for one sentence (SST: 5 classes, CFIMDB: 2)."""
         t0 = time.perf_counter()
-        probs = probabilities(task, self._run(task, [text]))[0].tolist()
+        probs = probabilities(task, self._run(task, [text])[task])[0].tolist()
         return {"probs": probs, "label": max(range(len(probs)), key=probs.__getitem__),
                 "ms": (time.perf_counter() - t0) * 1e3}
 
     def pair(self, a: str, b: str) -> dict:
-        """Paraphrase probability and 0..5 similarity for one pair, for the heads the checkpoint has."""
+        """Paraphrase probability and 0..5 similarity for one pair, for the heads the checkpoint has; both
+        heads share one encoder pass over the two sentences."""
         t0 = time.perf_counter()
+        heads = tuple(t for t in ("para", "sts") if t in self.tasks)
+        if not heads:
+            raise ValueError(f"this checkpoint has no pair head (it was trained for {', '.join(self.tasks)})")
+        outs = self._run(heads[0], [a, b], heads)
         out: dict = {}
-        if "para" in self.tasks:
-            out["paraphrase"] = float(torch.sigmoid(self._run("para", [a, b]))[0])
-        if "sts" in self.tasks:
-            out["similarity"] = float(self._run("sts", [a, b])[0].clamp(0, 5))
+        if "para" in outs:
+            out["paraphrase"] = float(torch.sigmoid(outs["para"])[0])
+        if "sts" in outs:
+            out["similarity"] = float(outs["sts"][0].clamp(0, 5))
         out["ms"] = (time.perf_counter() - t0) * 1e3
         return out

@@ -1,0 +1,479 @@
+"""``walkless bench``: training throughput, SMART step cost, scoring latency and MFU, side by side in one run.
+
+Everything is measured in one process, on the same weights, data, batch size and thread count:
+
+1. Training throughput of our ``Trainer`` against a plain training loop over ``transformers.BertModel``
+   written as a user would (``PlainLoop``: file order, batches padded by the tokenizer, sdpa attention,
+   the same pooling + dropout + linear head, ``torch.optim.AdamW`` with its default implementation). Both
+   train on the same first ``batches × batch_size`` training examples, starting from the same weights
+   (the pre-trained encoder and a copy of our randomly initialised head). Steps alternate (one baseline
+   step, one of ours, ...) so that load from other processes hits both alike; each round is one pass over
+   the examples per side; ``warmup`` steps of each side run before any timing.
+2. The cost of a SMART step (adversarial + Bregman terms, ``core.smart``) relative to a plain step of our
+   trainer, on the same batches, steps alternating.
+3. Scoring latency once a checkpoint is loaded (``Scorer.sentiment`` on one sentence, ``Scorer.pair``
+   on one pair): median and p95 over ``latency_samples`` calls on dev sentences.
+4. Model FLOP utilization: useful training FLOPs per second over the fp32 matmul peak measured in the
+   same run (best of a few ``peak_size``² matmuls on the same threads).
+5. Optionally (``eval_dev``), the wall time of tokenizing and evaluating the SST, Quora and STS dev sets.
+
+Useful FLOPs (``train_flops``) count matmuls on non-padding tokens only. For a sentence of L real tokens,
+per encoder layer of width C and FFN width I:
+
+    6 · P · L  +  12 · L² · C,        P = 4·C² + 2·C·I   (Q, K, V, attention output; FFN in and out)
+
+6 = 2 (multiply + add) × 3 (forward; backward for the input; backward for the weights). The attention
+term is QKᵀ and AV: 2 · 2 · L² · C forward, × 3 for training. The task head adds 6 · P_head per example.
+Biases, embedding lookups, LayerNorm, softmax, GELU, dropout and the optimizer are not counted: they are
+the overhead that MFU exposes. A pair task would count both sentences.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.data import TASKS, TaskData, demo_data_dir, load_task, read_examples, task_file, tokenize
+
+log = logging.getLogger("walkless.bench")
+
+TARGETS = {  # what the benchmark checks (issue 5); "min" = at least, "max" = at most
+    "train_speedup": ("min", 2.0),
+    "mfu": ("min", 0.5),
+    "smart_step_ratio": ("max", 2.5),
+    "sentence_p95_ms": ("max", 30.0),
+    "pair_p95_ms": ("max", 30.0),
+    "eval_seconds": ("max", 60.0),
+}
+
+
+@dataclass
+class BenchConfig:
+    encoder: str = "minilm-l6"
+    data_dir: str | None = None  # None: the demo data (use the CS224N folder, e.g. ../shared/data, for figures)
+    task: str = "sst"  # a single-sentence task: sst or cfimdb
+    batch_size: int = 32
+    batches: int = 10  # training batches per side per round (the first batches × batch_size examples)
+    rounds: int = 3  # passes over the examples per side (steps alternate baseline / ours)
+    warmup: int = 2  # untimed steps per side before the first round
+    smart: bool = True
+    smart_batches: int = 4  # batches per side per round for the SMART comparison
+    latency_samples: int = 50
+    eval_dev: bool = True  # time the evaluation of the SST, Quora and STS dev sets
+    max_dev: int | None = None  # cap per dev set (tests); None = all (the target is about all)
+    threads: int | None = None
+    peak_size: int = 2048
+    lr: float = 1e-5
+    dropout: float = 0.3
+    seed: int = 0
+    autocast: str | None = None  # our trainer's options, passed through to TrainConfig
+    compile: bool = False
+    out: str | None = "bench.json"
+
+
+# --- FLOPs and the peak ---------------------------------------------------------------------------------
+def matmul_params(C: int, intermediate: int) -> int:
+    """Weights used in matmuls by one encoder layer: Q, K, V, attention output, FFN in and out."""
+    return 4 * C * C + 2 * C * intermediate
+
+
+def train_flops(lengths: list[int], layers: int, C: int, intermediate: int, head_params: int) -> int:
+    """Useful training FLOPs of one pass over sentences with these real lengths (module docstring)."""
+    P = matmul_params(C, intermediate)
+    per_layer = sum(6 * P * L + 12 * L * L * C for L in lengths)
+    return layers * per_layer + 6 * head_params * len(lengths)
+
+
+def inference_flops(lengths: list[int], layers: int, C: int, intermediate: int) -> int:
+    """Forward-only encoder FLOPs (a third of ``train_flops``' per-layer terms; heads left out)."""
+    P = matmul_params(C, intermediate)
+    return layers * sum(2 * P * L + 4 * L * L * C for L in lengths)
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 ``n × n`` matmul rate in GFLOP/s on the current threads."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up: thread pool, allocator
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def percentile(xs: list[float], q: float) -> float:
+    """The q-quantile (0..1) by linear interpolation."""
+    s = sorted(xs)
+    k = (len(s) - 1) * q
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+# --- the baseline ----------------------------------------------------------------------------------------
+class PlainLoop:
+    """The baseline: a training step over ``transformers.BertModel`` as a user would write it.
+
+    Tokenizes each batch as it comes (padding to the batch's longest), sdpa attention, the pooler
+    computed and unused, ``torch.optim.AdamW`` with its default implementation, ``loss.item()`` each step.
+    """
+
+    def __init__(self, encoder_dir: Path, texts: list[str], labels: torch.Tensor, num_classes: int,
+                 pooling: str, dropout: float, lr: float, weight_decay: float, head_state: dict):
+        from transformers import BertModel as HFBertModel
+        from transformers import BertTokenizerFast
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        self.texts, self.labels, self.pooling = texts, labels, pooling
+        self.tok = BertTokenizerFast.from_pretrained(str(encoder_dir))
+        self.bert = HFBertModel.from_pretrained(str(encoder_dir), attn_implementation="sdpa",
+                                                hidden_dropout_prob=dropout)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(self.bert.config.hidden_size, num_classes)
+        self.head.load_state_dict(head_state)
+        self.bert.train()
+        params = list(self.bert.parameters()) + list(self.head.parameters())
+        self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+    def step(self, idx: list[int]) -> float:
+        enc = self.tok([self.texts[i] for i in idx], padding=True, truncation=True, max_length=512,
+                       return_tensors="pt")
+        h = self.bert(**enc).last_hidden_state  # (B, T, C)
+        if self.pooling == "cls":
+            x = h[:, 0]
+        else:
+            m = enc["attention_mask"].unsqueeze(-1).float()
+            x = (h * m).sum(1) / m.sum(1)
+        loss = F.cross_entropy(self.head(self.drop(x)), self.labels[idx])
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss.item()
+
+
+# --- pieces of the run -----------------------------------------------------------------------------------
+def _alternate(a: Callable[[list[int]], Any], a_batches: list[list[int]], b: Callable[[list[int]], Any],
+               b_batches: list[list[int]], b_finish: Callable[[], Any]) -> tuple[float, float]:
+    """Seconds for ``a`` over its batches and ``b`` over its batches, taking one step of each in turn, so a
+    burst of load from another process hits both sides about equally. ``b_finish`` (our trainer's one
+    host sync) runs at the end and counts for ``b``."""
+    ta = tb = 0.0
+    for i in range(max(len(a_batches), len(b_batches))):
+        if i < len(a_batches):
+            t0 = time.perf_counter()
+            a(a_batches[i])
+            ta += time.perf_counter() - t0
+        if i < len(b_batches):
+            t0 = time.perf_counter()
+            b(b_batches[i])
+            tb += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    b_finish()
+    return ta, tb + time.perf_counter() - t0
+
+
+def _make_trainer(cfg: BenchConfig, variant: str, encoder_dir: Path, data_dir: Path, tok, data: TaskData,
+                  run_dir: Path):
+    from core.config import TrainConfig
+    from core.schedules import parse_variant
+    from core.train import Setup, Trainer
+
+    tc = TrainConfig(variant=variant, task=cfg.task, encoder=str(encoder_dir), data_dir=str(data_dir),
+                     runs_dir=str(run_dir.parent), batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
+                     dropout=cfg.dropout, threads=cfg.threads, autocast=cfg.autocast, compile=cfg.compile,
+                     log_every=10**9)
+    setup = Setup(tc, parse_variant(variant), (cfg.task,), encoder_dir, data_dir, tok, train={cfg.task: data})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    return Trainer(setup, run_dir)
+
+
+def _step_fn(trainer, task: str) -> Callable[[list[int]], None]:
+    return lambda idx: trainer.iteration([(task, idx)])
+
+
+def _our_batches(trainer, epoch: int, n: int) -> list[list[int]]:
+    """Our trainer's own plan for an epoch over the subset (bucketed, shuffled), its first n steps."""
+    return [idx for it in trainer.plan(epoch) for _, idx in it][:n]
+
+
+def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, work: Path) -> tuple[dict, Any]:
+    """Rounds of baseline vs ours on the same examples; returns (results, our trainer)."""
+    from core.encoders import default_pooling
+
+    spec = TASKS[cfg.task]
+    examples = read_examples(task_file(data_dir, cfg.task, "train"), cfg.task)
+    n = min(len(examples), cfg.batches * cfg.batch_size)
+    examples = examples[:n]
+    data = tokenize(examples, cfg.task, tok)
+    ours = _make_trainer(cfg, "finetune", encoder_dir, data_dir, tok, data, work / "ours")
+    head = getattr(ours.model, f"{cfg.task}_classifier")
+    plain = PlainLoop(encoder_dir, [e.texts[0] for e in examples], data.labels, spec.num_classes,
+                      ours.model.heads.pooling or default_pooling(encoder_dir), cfg.dropout, cfg.lr,
+                      ours.c.weight_decay, {k: v.detach().clone() for k, v in head.state_dict().items()})
+    file_order = [list(range(s, min(s + cfg.batch_size, n))) for s in range(0, n, cfg.batch_size)]
+    step = _step_fn(ours, cfg.task)
+    for b in file_order[: cfg.warmup]:
+        plain.step(b)
+    for b in _our_batches(ours, 0, cfg.warmup):
+        step(b)
+    ours.flush_losses()
+    rounds = []
+    for r in range(cfg.rounds):
+        batches = _our_batches(ours, r + 1, len(file_order))
+        tb, to = _alternate(plain.step, file_order, step, batches, ours.flush_losses)
+        rounds.append({"baseline_s": round(tb, 3), "ours_s": round(to, 3), "speedup": round(tb / to, 3),
+                       "load": round(os.getloadavg()[0], 2)})
+        log.info("round %d: baseline %.1fs, ours %.1fs (%.2fx)", r + 1, tb, to, tb / to)
+    tokens = sum(data.lengths)
+    padded_base = sum(len(b) * max(data.lengths[i] for i in b) for b in file_order)
+    padded_ours = sum(len(b) * max(data.lengths[i] for i in b) for b in batches)
+    total_b = sum(x["baseline_s"] for x in rounds)
+    total_o = sum(x["ours_s"] for x in rounds)
+    cfg_b = ours.model.config
+    head_params = sum(p.numel() for p in head.parameters() if p.dim() == 2)
+    flops = train_flops(data.lengths, cfg_b.num_hidden_layers, cfg_b.hidden_size, cfg_b.intermediate_size,
+                        head_params)
+
+    def side(total: float, padded: int) -> dict:
+        return {"seconds": round(total, 3), "tokens_per_s": round(tokens * cfg.rounds / total, 1),
+                "sentences_per_s": round(n * cfg.rounds / total, 2),
+                "step_ms": round(1e3 * total / (cfg.rounds * len(file_order)), 1),
+                "useful_gflops_per_s": round(flops * cfg.rounds / total / 1e9, 2),
+                "padding_ratio": round(padded / tokens, 3)}
+
+    res = {"sentences": n, "tokens": tokens, "steps_per_round": len(file_order), "flops_per_pass": flops,
+           "baseline": side(total_b, padded_base), "ours": side(total_o, padded_ours), "rounds": rounds,
+           "speedup": round(total_b / total_o, 3),
+           "ours_packed": bool(ours.model.config.unpad),  # our linear layers skip the padding altogether
+           "speedup_median_round": round(statistics.median(x["speedup"] for x in rounds), 3)}
+    return res, ours
+
+
+def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Path, tok, work: Path) -> dict:
+    """Our plain step vs our SMART step on the same bucketed batches, steps alternating."""
+    try:
+        import core.smart  # noqa: F401
+    except ImportError as e:
+        return {"error": f"core.smart is not available ({e})"}
+    data = plain_trainer.s.train[cfg.task]
+    smart = _make_trainer(cfg, "finetune+smart", encoder_dir, data_dir, tok, data, work / "smart")
+    plain_step, smart_step = _step_fn(plain_trainer, cfg.task), _step_fn(smart, cfg.task)
+    for b in _our_batches(smart, 0, cfg.warmup):
+        smart_step(b)
+    smart.flush_losses()
+    rounds = []
+    for r in range(cfg.rounds):
+        batches = _our_batches(plain_trainer, 100 + r, cfg.smart_batches)
+        plain_trainer.flush_losses()
+        ts, tp = _alternate(smart_step, batches, plain_step, batches, plain_trainer.flush_losses)
+        t0 = time.perf_counter()
+        smart.flush_losses()
+        ts += time.perf_counter() - t0
+        rounds.append({"plain_s": round(tp, 3), "smart_s": round(ts, 3), "ratio": round(ts / tp, 3),
+                       "load": round(os.getloadavg()[0], 2)})
+        log.info("smart round %d: plain %.1fs, smart %.1fs (%.2fx)", r + 1, tp, ts, ts / tp)
+    tp = sum(x["plain_s"] for x in rounds)
+    ts = sum(x["smart_s"] for x in rounds)
+    steps = cfg.rounds * len(batches)
+    return {"plain_step_ms": round(1e3 * tp / steps, 1), "smart_step_ms": round(1e3 * ts / steps, 1),
+            "ratio": round(ts / tp, 3), "rounds": rounds, "smart_config": asdict(smart.c.smart)}
+
+
+def _scoring_checkpoint(encoder_dir: Path, work: Path) -> Path:
+    """A three-head checkpoint from the pre-trained encoder (scoring cost does not depend on training)."""
+    from core.checkpoint import save_checkpoint
+    from core.encoders import default_pooling, load_pretrained
+    from core.multitask import HeadConfig, MultitaskBert
+
+    torch.manual_seed(0)
+    model = MultitaskBert(load_pretrained(encoder_dir),
+                          HeadConfig(tasks=("sst", "para", "sts"), pooling=default_pooling(encoder_dir)))
+    work.mkdir(parents=True, exist_ok=True)
+    return save_checkpoint(work, "bench", model, {"variant": "bench", "encoder": str(encoder_dir)}, encoder_dir)
+
+
+def bench_scoring(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
+    """Median and p95 latency of ``Scorer.sentiment`` and ``Scorer.pair`` on dev sentences."""
+    from core.scoring import Scorer
+
+    t0 = time.perf_counter()
+    scorer = Scorer.load(ckpt)
+    load_s = time.perf_counter() - t0
+    sents = [e.texts[0] for e in read_examples(task_file(data_dir, "sst", "dev"), "sst")]
+    pairs = [e.texts for e in read_examples(task_file(data_dir, "sts", "dev"), "sts")]
+    k = cfg.latency_samples
+
+    def lat(fn: Callable[[int], Any]) -> dict:
+        for i in range(3):
+            fn(i)  # warm-up
+        ms = []
+        for i in range(k):
+            t = time.perf_counter()
+            fn(i)
+            ms.append((time.perf_counter() - t) * 1e3)
+        return {"median_ms": round(statistics.median(ms), 2), "p95_ms": round(percentile(ms, 0.95), 2),
+                "max_ms": round(max(ms), 2), "samples": k}
+
+    return {"load_s": round(load_s, 2), "sentence": lat(lambda i: scorer.sentiment(sents[i % len(sents)])),
+            "pair": lat(lambda i: scorer.pair(*pairs[i % len(pairs)]))}
+
+
+def bench_eval(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
+    """Wall time of tokenizing and evaluating the SST, Quora and STS dev sets with a loaded checkpoint."""
+    from core.checkpoint import load_checkpoint
+    from core.evaluate import evaluate
+    from core.train import subsample
+
+    model, _, tok = load_checkpoint(ckpt)
+    t0 = time.perf_counter()
+    dev = {t: subsample(load_task(data_dir, t, "dev", tok), cfg.max_dev, 0) for t in ("sst", "para", "sts")}
+    t1 = time.perf_counter()
+    evaluate(model, dev)
+    t2 = time.perf_counter()
+    lengths = [len(x) for d in dev.values() for side in (d.tokens_a, d.tokens_b or []) for x in side]
+    c = model.config
+    flops = inference_flops(lengths, c.num_hidden_layers, c.hidden_size, c.intermediate_size)
+    return {"seconds": round(t2 - t0, 2), "tokenize_s": round(t1 - t0, 2), "evaluate_s": round(t2 - t1, 2),
+            "examples": {t: len(d) for t, d in dev.items()}, "sentences": len(lengths), "tokens": sum(lengths),
+            "sentences_per_s": round(len(lengths) / (t2 - t1), 1),
+            "useful_gflops_per_s": round(flops / (t2 - t1) / 1e9, 2), "full_dev_sets": cfg.max_dev is None}
+
+
+# --- the whole run -----------------------------------------------------------------------------------------
+def _machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def _targets(res: dict) -> dict:
+    values = {
+        "train_speedup": res["train"]["speedup"],
+        "mfu": res["mfu"]["ours"],
+        "smart_step_ratio": res.get("smart", {}).get("ratio"),
+        "sentence_p95_ms": res["scoring"]["sentence"]["p95_ms"],
+        "pair_p95_ms": res["scoring"]["pair"]["p95_ms"],
+        "eval_seconds": res["eval"]["seconds"] if res.get("eval", {}).get("full_dev_sets") else None,
+    }
+    out = {}
+    for k, (how, bound) in TARGETS.items():
+        v = values[k]
+        met = None if v is None else (v >= bound if how == "min" else v <= bound)
+        out[k] = {"value": v, "target": f"{'>=' if how == 'min' else '<='} {bound:g}", "met": met}
+    return out
+
+
+def run_bench(cfg: BenchConfig, command: str | None = None) -> dict:
+    """Run every part of the benchmark and return the results (and write them to ``cfg.out`` as JSON).
+
+    ``command`` is the command line that made the figures, stored with them."""
+    if TASKS[cfg.task].is_pair:
+        raise ValueError(f"bench --task {cfg.task}: the training comparison takes a single-sentence task "
+                         f"(sst or cfimdb)")
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, command)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(cfg: BenchConfig, command: str | None) -> dict:
+    from core.encoders import load_tokenizer, resolve_encoder
+
+    encoder_dir = resolve_encoder(cfg.encoder)
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else demo_data_dir()
+    tok = load_tokenizer(encoder_dir)
+    res: dict[str, Any] = {"command": command, "config": asdict(cfg), "machine": _machine(),
+                           "load_before": [round(x, 2) for x in os.getloadavg()],
+                           "encoder_dir": str(encoder_dir), "data_dir": str(data_dir)}
+    with tempfile.TemporaryDirectory(prefix="walkless-bench-") as tmp:
+        work = Path(tmp)
+        res["matmul_peak_gflops"] = round(matmul_peak(cfg.peak_size), 1)
+        log.info("matmul peak %.1f GFLOP/s", res["matmul_peak_gflops"])
+        res["train"], ours = bench_training(cfg, encoder_dir, data_dir, tok, work)
+        peak = res["matmul_peak_gflops"]
+        res["mfu"] = {side: round(res["train"][side]["useful_gflops_per_s"] / peak, 3) for side in ("ours", "baseline")}
+        res["mfu"]["formula"] = ("6*P*L + 12*L^2*C per layer per sentence of L real tokens, "
+                                 "P = 4*C^2 + 2*C*I; plus 6*P_head per sentence; over the fp32 matmul peak")
+        if cfg.smart:
+            res["smart"] = bench_smart(cfg, ours, encoder_dir, data_dir, tok, work)
+        del ours
+        ckpt = _scoring_checkpoint(encoder_dir, work / "scoring")
+        res["scoring"] = bench_scoring(cfg, ckpt, data_dir)
+        if cfg.eval_dev:
+            res["eval"] = bench_eval(cfg, ckpt, data_dir)
+            res["eval"]["mfu"] = round(res["eval"]["useful_gflops_per_s"] / peak, 3)
+        res["matmul_peak_after_gflops"] = round(matmul_peak(cfg.peak_size), 1)
+    res["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    res["targets"] = _targets(res)
+    if cfg.out:
+        Path(cfg.out).write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def print_bench(res: dict) -> None:
+    """The small table of ``run_bench`` results."""
+    from rich.console import Console
+    from rich.table import Table
+
+    tr, m = res["train"], res["machine"]
+    t = Table(title=f"walkless bench: {m['cpu']}, {m['threads']} threads, torch {m['torch']}, "
+                    f"load {res['load_before'][0]:.2f} -> {res['load_after'][0]:.2f}")
+    t.add_column("measure")
+    t.add_column("ours", justify="right")
+    t.add_column("transformers loop", justify="right")
+    t.add_column("target", justify="right")
+    tg = res["targets"]
+
+    def mark(k: str) -> str:
+        met = tg[k]["met"]
+        return f"{tg[k]['target']} {'[green]ok[/]' if met else '[red]missed[/]' if met is False else '-'}"
+
+    t.add_row("train tokens/s (non-padding)", f"{tr['ours']['tokens_per_s']:,.0f}",
+              f"{tr['baseline']['tokens_per_s']:,.0f}", "")
+    t.add_row("train sentences/s", f"{tr['ours']['sentences_per_s']:.1f}", f"{tr['baseline']['sentences_per_s']:.1f}", "")
+    t.add_row("speedup", f"{tr['speedup']:.2f}x", "1.00x", mark("train_speedup"))
+    packed = " (packed)" if tr.get("ours_packed") else ""
+    t.add_row("batch padding (padded / real tokens)", f"{tr['ours']['padding_ratio']:.2f}{packed}",
+              f"{tr['baseline']['padding_ratio']:.2f}", "")
+    t.add_row("useful GFLOP/s", f"{tr['ours']['useful_gflops_per_s']:.1f}", f"{tr['baseline']['useful_gflops_per_s']:.1f}", "")
+    t.add_row(f"MFU (peak {res['matmul_peak_gflops']:.0f} GFLOP/s)", f"{res['mfu']['ours']:.1%}",
+              f"{res['mfu']['baseline']:.1%}", mark("mfu"))
+    sm = res.get("smart")
+    if sm and "ratio" in sm:
+        t.add_row("SMART step / plain step", f"{sm['ratio']:.2f}x ({sm['smart_step_ms']:.0f} ms)", "", mark("smart_step_ratio"))
+    elif sm:
+        t.add_row("SMART step / plain step", sm.get("error", "-"), "", "")
+    sc = res["scoring"]
+    for k, name in (("sentence", "sentence_p95_ms"), ("pair", "pair_p95_ms")):
+        t.add_row(f"scoring one {k}: median / p95 ms", f"{sc[k]['median_ms']:.1f} / {sc[k]['p95_ms']:.1f}", "", mark(name))
+    ev = res.get("eval")
+    if ev:
+        t.add_row(f"eval dev sets ({sum(ev['examples'].values())} examples): s (MFU)",
+                  f"{ev['seconds']:.1f} ({ev['mfu']:.0%})", "", mark("eval_seconds"))
+    Console().print(t)

@@ -1,0 +1,63 @@
+"""The benchmark machinery on the tiny encoder and the demo data: fields and formulas, never timings."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from core.bench import BenchConfig, percentile, run_bench, train_flops
+from core.encoders import load_pretrained
+from core.multitask import HeadConfig, MultitaskBert, task_loss
+
+
+def test_train_flops_matches_counted_matmuls(tiny_encoder):
+    """The documented formula equals PyTorch's own count of matmul FLOPs for a forward + backward step
+    on a batch without padding (so "useful" and computed FLOPs coincide)."""
+    torch.manual_seed(0)
+    model = MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(tasks=("sst",)))
+    B, L = 3, 7
+    ids = torch.randint(1000, 2000, (B, L))
+    mask = torch.ones(B, L, dtype=torch.long)
+    with FlopCounterMode(display=False) as fc:
+        out = model.head("sst", model.bert.embed(ids), mask)
+        task_loss("sst", out, torch.tensor([0, 1, 2])).backward()
+    c = model.config
+    expected = train_flops([L] * B, c.num_hidden_layers, c.hidden_size, c.intermediate_size,
+                           model.sst_classifier.weight.numel())
+    assert fc.get_total_flops() == expected
+
+
+def test_percentile():
+    assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert percentile(list(map(float, range(101))), 0.95) == 95.0
+
+
+def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path):
+    out = tmp_path / "bench.json"
+    cfg = BenchConfig(encoder=str(tiny_encoder), data_dir=str(demo_data), batch_size=8, batches=2, rounds=2,
+                      warmup=1, smart_batches=1, latency_samples=3, max_dev=8, threads=1, peak_size=256, out=str(out))
+    threads = torch.get_num_threads()
+    res = run_bench(cfg, command="walkless bench (test)")
+    assert torch.get_num_threads() == threads  # restored
+    saved = json.loads(out.read_text())
+    assert saved["command"] == "walkless bench (test)"
+    assert saved["train"]["sentences"] == 16 and saved["train"]["steps_per_round"] == 2
+    assert len(saved["train"]["rounds"]) == 2
+    for side in ("ours", "baseline"):
+        for k in ("tokens_per_s", "sentences_per_s", "step_ms", "useful_gflops_per_s", "padding_ratio"):
+            assert saved["train"][side][k] > 0
+        assert 0 < saved["mfu"][side]
+    assert saved["train"]["ours"]["padding_ratio"] <= saved["train"]["baseline"]["padding_ratio"]
+    assert saved["matmul_peak_gflops"] > 0
+    assert {"plain_step_ms", "smart_step_ms", "ratio"} <= set(saved["smart"])
+    for k in ("sentence", "pair"):
+        assert saved["scoring"][k]["samples"] == 3
+        assert 0 < saved["scoring"][k]["median_ms"] <= saved["scoring"][k]["p95_ms"]
+    assert saved["eval"]["examples"] == {"sst": 8, "para": 8, "sts": 8}
+    assert saved["eval"]["full_dev_sets"] is False and saved["targets"]["eval_seconds"]["met"] is None
+    assert set(saved["targets"]) == {"train_speedup", "mfu", "smart_step_ratio", "sentence_p95_ms",
+                                     "pair_p95_ms", "eval_seconds"}
+    assert saved["load_before"] and saved["load_after"] and saved["machine"]["threads"] == 1
+    assert res["train"] == saved["train"]
