@@ -38,11 +38,16 @@ class RunError(ValueError):
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write JSON to a temporary file in the same folder, fsync it, then rename over ``path``."""
-    path = Path(path)
+    write_bytes_atomic(Path(path), [json.dumps(obj, indent=2).encode()])
+
+
+def write_bytes_atomic(path: Path, chunks: list[bytes]) -> None:
+    """Write ``chunks`` to a temporary file beside ``path``, fsync it, then rename it over ``path``: a reader
+    sees the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
+        with os.fdopen(fd, "wb") as f:
+            f.writelines(chunks)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -142,16 +147,7 @@ def drop_metrics_after(run_dir: Path, step: int) -> int:
             dropped += 1
             continue
         keep.append(line + b"\n")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.writelines(keep)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, keep)
     return dropped
 
 
