@@ -37,7 +37,6 @@ class TrainConfig:
     max_length: int = 512
     weight_decay: float = 0.0
     per_task_step: bool = True  # one optimizer step per task in turn (the report); False: one summed step
-    schedule: str | None = None  # rrobin | rrobin-pre | rrobin-full | proportional | annealed (from variant)
     temperature: float = 5.0  # annealed sampling: final T of p_t ∝ n_t^(1/T) (T goes 1 -> this; 5 = BERT-and-PALs)
     pre_epochs: int = 1  # Quora-only epochs before round-robin, for rrobin-pre
     eval_batch_size: int = 128

@@ -271,10 +271,6 @@ def batch_indices(lengths: list[int], batch_size: int, shuffle: bool, rng: rando
     return batches
 
 
-def num_batches(n: int, batch_size: int) -> int:
-    return math.ceil(n / batch_size)
-
-
 def demo_data_dir() -> Path:
     """The demo dataset shipped in ``assets/demo-data`` (regenerated into a cache when not present)."""
     from core.demo import ensure_demo_data

@@ -14,6 +14,14 @@ torch.set_num_threads(1)  # tiny models gain nothing from threads; subprocess te
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Training sets the thread count its config gives; put one thread back after every test (tiny models run
+    fastest on one, and two OpenMP threads on a busy 2-core box wait on each other)."""
+    yield
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     return write_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))

@@ -25,11 +25,6 @@ SST_HEADER = "\tid\tsentence\tsentiment\n"
 STS_HEADER = "\tid\tsentence1\tsentence2\tsimilarity\n"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def write(path: Path, data: str | bytes) -> Path:

@@ -29,15 +29,6 @@ from core.runs import read_metrics
 from core.train import resume, resume_checkpoint
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and a busy CI box makes more threads much slower); training
-    sets the count it is given, so put the session's back afterwards."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 def cli_args(encoder: Path, runs: Path, name: str) -> list[str]:
     """9 steps (3 iterations of rrobin), checkpoints at steps 3, 6 and 9."""
     return ["train", "--variant", "rrobin", "--encoder", str(encoder), "--runs-dir", str(runs), "--name", name,

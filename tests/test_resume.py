@@ -25,13 +25,6 @@ CFG = dict(variant="rrobin+smart", batch_size=4, max_train=12, max_dev=8, lr=1e-
            log_every=1, checkpoint_every=3, threads=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and a busy CI box makes more threads much slower); training
-    sets the count it is given, so put the session's back afterwards."""
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
 
 
 def cli_args(encoder: Path, runs: Path, name: str, epochs: int) -> list[str]:

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from textual.widgets import DataTable, Log, Select, Static
 
 from core import launch
@@ -39,14 +38,6 @@ from walkless_tui.widgets.plots import CurvePlot, HistogramPlot
 SIZE = (140, 42)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one torch thread is many times faster than two when the
-    cores are busy (OpenMP threads spin waiting for each other)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
