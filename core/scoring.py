@@ -28,6 +28,7 @@ class Scorer:
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> Scorer:
         model, meta, tok = load_checkpoint(path, device)
+        model.bert.pack_for_inference()  # frozen inference model: oneDNN-prepacked weights on CPU, else a no-op
         return cls(model, tok, meta)
 
     @property

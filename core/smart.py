@@ -27,9 +27,20 @@ The regularized loss of one task batch is
 
 Cost of a SMART step in forward-pass units F (a backward ≈ 2F, an ascent backward without weight
 gradients ≈ 1F): main 3F + reference 1F (dropout off only) + ascent 2F per step + adversarial 3F +
-teacher 1F ≈ 10F against a plain step's 3F, so about 3x whatever the implementation (9F with dropout on).
-Measured (CPU, MiniLM-L6, batch 8, 1 thread, optimizer step included): 3.1x with dropout off, 2.85x on;
-the pieces add up to the whole (no overhead beyond the passes). ``mu=0`` skips the teacher forward.
+teacher 1F ≈ 10F against a plain step's 3F, so about 3.3x whatever the implementation (9F with dropout on).
+Measured (CPU, MiniLM-L6, batch 32, ``walkless bench``): 3.3x; the pieces add up to the whole (no overhead
+beyond the passes). ``mu=0`` skips the teacher forward.
+
+The fast mode (``SmartConfig.fast()``, CLI ``--smart-fast``): 7F, about 2.3x. Two changes, both opt-in:
+
+- ``same_masks``: dropout stays on in the adversarial forwards, and they **replay the main forward's dropout
+  masks** (its random state, captured where the encoder starts: ``capture_rng("encoder")``); the reference
+  is then the main forward's own ``out``. Same masks make f(x + δ) and f(x) the same sub-network, so the
+  term vanishes as ε → 0, the property the report switched dropout off for, without the reference forward.
+- ``steps=0``: no ascent, δ is the clipped Gaussian noise, i.e. the random-perturbation smoothness term of
+  R3F (Aghajanyan et al., 2021, "Better Fine-Tuning by Reducing Representational Collapse"), which matched
+  SMART on GLUE at a fraction of the cost. This drops the adversarial search; the default keeps it.
+
 With ``--autocast bf16`` note that ε = 1e-5 is below bf16 resolution once x̃ enters the first matmul.
 """
 
@@ -77,8 +88,10 @@ class Smart:
         self.params = [p for _, p in named]
         self.teacher = [p.detach().clone() for p in self.params]  # θ̃, starts at θ
         self._modules = list(model.modules())
-        self._rng: torch.Tensor | None = None
+        self._rng: dict[str, torch.Tensor] = {}  # random state where the main forward / its encoder started
         self._warned = False
+        if config.same_masks and config.dropout_off:
+            raise ValueError("SMART: same_masks replays dropout masks, so it needs dropout on (dropout_off=False)")
 
     # --- the loss term ----------------------------------------------------------------------------
     def regularizer(self, task: str, batch: Batch, emb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -89,7 +102,7 @@ class Smart:
             reg = reg + self.c.lam * self.adversarial(task, batch, emb, out)
         if self.c.mu > 0:
             reg = reg + self.c.mu * self.bregman(task, batch, out)
-        self._rng = None
+        self._rng = {}
         return reg
 
     def adversarial(self, task: str, batch: Batch, emb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -99,20 +112,25 @@ class Smart:
             if self.c.dropout_off:
                 with torch.no_grad():
                     ref = self.model.head(task, emb.detach(), mask)
-            else:
+            else:  # the main forward's output: with same_masks the perturbed forwards reuse its masks
                 ref = out.detach()
             delta = self.ascend(task, emb.detach(), mask, ref)
-            adv = self.model.head(task, emb + delta, mask)
+            adv = self._perturbed(task, emb + delta, mask)
         return smoothness_loss(task, adv, ref)
+
+    def _perturbed(self, task: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """f(x̃) from the embedding-layer output; with ``same_masks``, under the main forward's dropout masks."""
+        with self._replay_rng("encoder") if self.c.same_masks else contextlib.nullcontext():
+            return self.model.head(task, x, mask)
 
     def ascend(self, task: str, x: torch.Tensor, mask: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """x (N, T, C) detached, ref the constant f(x) -> δ (N, T, C), ``|δ|∞ <= ε``, found by K steps of
-        projected ascent from N(0, σ²) noise."""
+        projected ascent from N(0, σ²) noise (K = 0: the clipped noise itself)."""
         eps = self.c.eps
         delta = torch.randn_like(x) * self.c.sigma
         for _ in range(self.c.steps):
             delta.requires_grad_()
-            loss = smoothness_loss(task, self.model.head(task, x + delta, mask), ref)
+            loss = smoothness_loss(task, self._perturbed(task, x + delta, mask), ref)
             (g,) = torch.autograd.grad(loss, delta)
             g_inf = g.abs().amax(dim=(1, 2), keepdim=True)  # (N, 1, 1): per-sentence ∞-norm
             delta = delta.detach() + self.c.eta * g / (g_inf + 1e-20)
@@ -122,7 +140,7 @@ class Smart:
     def bregman(self, task: str, batch: Batch, out: torch.Tensor) -> torch.Tensor:
         """l_s(f(x; θ), f(x; θ̃)): the student is the main forward's ``out``, the teacher a no-grad forward
         with the teacher weights and the same dropout masks."""
-        with torch.no_grad(), self._replay_rng():
+        with torch.no_grad(), self._replay_rng("forward"):
             t = functional_call(self.model, dict(zip(self.names, self.teacher, strict=True)), (batch,))
         return smoothness_loss(task, out, t)
 
@@ -177,23 +195,26 @@ class Smart:
         else:
             torch.set_rng_state(state)
 
-    def capture_rng(self) -> None:
-        """Call right before the main forward of a batch: the teacher forward replays its dropout masks."""
-        self._rng = self._get_rng()
+    def capture_rng(self, at: str = "forward") -> None:
+        """Call right before the main forward of a batch (``"forward"``: the teacher replays its dropout
+        masks) and between its embedding layer and encoder (``"encoder"``: the perturbed forwards of
+        ``same_masks`` replay the encoder's masks)."""
+        self._rng[at] = self._get_rng()
 
     @contextlib.contextmanager
-    def _replay_rng(self) -> Iterator[None]:
-        """Run the block from the random state captured before the main forward, then continue from the
-        current one (so later draws are not repeats)."""
-        if self._rng is None:
+    def _replay_rng(self, at: str) -> Iterator[None]:
+        """Run the block from the random state captured at ``at`` in the main forward, then continue from
+        the current one (so later draws are not repeats)."""
+        if at not in self._rng:
             if self.model.training and not self._warned:
-                log.warning("SMART: capture_rng() was not called before the main forward; the Bregman "
-                            "teacher uses fresh dropout masks, so its term carries dropout noise")
+                log.warning("SMART: capture_rng(%r) was not called in the main forward; the %s uses fresh "
+                            "dropout masks, so its term carries dropout noise", at,
+                            "Bregman teacher" if at == "forward" else "perturbed forward")
                 self._warned = True
             yield
             return
         now = self._get_rng()
-        self._set_rng(self._rng)
+        self._set_rng(self._rng[at])
         try:
             yield
         finally:

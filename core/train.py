@@ -171,6 +171,8 @@ def batch_loss(model: MultitaskBert, smart: Any, task: str, batch: Batch) -> tor
     if smart is not None:
         smart.capture_rng()  # the Bregman teacher replays this forward's dropout masks
     emb = model.embed(batch)
+    if smart is not None:
+        smart.capture_rng("encoder")  # with same_masks, the perturbed forwards replay the encoder's masks
     out = model.head(task, emb, batch.attention_mask)
     loss = task_loss(task, out, batch.labels)
     if smart is not None:

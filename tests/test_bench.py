@@ -51,13 +51,14 @@ def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path):
         assert 0 < saved["mfu"][side]
     assert saved["train"]["ours"]["padding_ratio"] <= saved["train"]["baseline"]["padding_ratio"]
     assert saved["matmul_peak_gflops"] > 0
-    assert {"plain_step_ms", "smart_step_ms", "ratio"} <= set(saved["smart"])
+    assert {"plain_step_ms", "smart_step_ms", "fast_step_ms", "ratio", "fast_ratio"} <= set(saved["smart"])
+    assert saved["smart"]["fast_config"]["same_masks"] and saved["smart"]["fast_config"]["steps"] == 0
     for k in ("sentence", "pair"):
         assert saved["scoring"][k]["samples"] == 3
         assert 0 < saved["scoring"][k]["median_ms"] <= saved["scoring"][k]["p95_ms"]
     assert saved["eval"]["examples"] == {"sst": 8, "para": 8, "sts": 8}
     assert saved["eval"]["full_dev_sets"] is False and saved["targets"]["eval_seconds"]["met"] is None
-    assert set(saved["targets"]) == {"train_speedup", "mfu", "smart_step_ratio", "sentence_p95_ms",
-                                     "pair_p95_ms", "eval_seconds"}
+    assert set(saved["targets"]) == {"train_speedup", "mfu", "smart_step_ratio", "smart_fast_step_ratio",
+                                     "sentence_p95_ms", "pair_p95_ms", "eval_seconds"}
     assert saved["load_before"] and saved["load_after"] and saved["machine"]["threads"] == 1
     assert res["train"] == saved["train"]

@@ -33,18 +33,21 @@ def batch_of(setup, task, n=8):
 
 
 def main_forward(model, batch, smart=None):
+    """The trainer's main forward (``core.train.batch_loss``), with its two random-state captures."""
     if smart is not None:
         smart.capture_rng()
     emb = model.embed(batch)
+    if smart is not None:
+        smart.capture_rng("encoder")
     return emb, model.head(batch.task, emb, batch.attention_mask)
 
 
-def adversarial_only(model, batch, eps, dropout_off, steps=1):
+def adversarial_only(model, batch, eps, dropout_off, steps=1, same_masks=False):
     torch.manual_seed(1)
     # η >> ε: the projected step is ε·sign(g) at every ε, so the term scales cleanly as ε².
     smart = Smart(model, SmartConfig(lam=1.0, mu=0.0, eps=eps, sigma=eps, eta=1.0, steps=steps,
-                                     dropout_off=dropout_off))
-    emb, out = main_forward(model, batch)
+                                     dropout_off=dropout_off, same_masks=same_masks))
+    emb, out = main_forward(model, batch, smart)
     return smart.regularizer(batch.task, batch, emb, out).item()
 
 
@@ -90,6 +93,60 @@ def test_adversarial_term_vanishes_with_eps_only_when_dropout_is_off(setup, mode
     # With dropout, f(x̃) and f(x) use different masks: a term of the size of the dropout noise remains.
     assert min(on) > 1e-4
     assert min(on) > 1e4 * off[2]
+
+
+@pytest.mark.parametrize("task", TASKS3)
+@pytest.mark.parametrize("steps", [0, 1])
+def test_same_masks_term_vanishes_with_eps_with_dropout_on(setup, model, task, steps):
+    # The fast mode keeps dropout on (0.3 here) but replays the main forward's masks in f(x̃), so the term
+    # measures the perturbation alone, like the report's dropout-off version.
+    batch = batch_of(setup, task)
+    same = [adversarial_only(model, batch, eps, False, steps, same_masks=True) for eps in (1e-2, 1e-4, 1e-6)]
+    assert same[0] > 0 and same[1] < same[0] * 1e-2 and same[2] < same[1] * 1e-2
+    assert same[2] < 1e-9
+    fresh = adversarial_only(model, batch, 1e-6, False, steps)
+    assert fresh > 1e4 * same[2]
+
+
+def test_same_masks_needs_dropout_on(model):
+    with pytest.raises(ValueError, match="dropout_off=False"):
+        Smart(model, SmartConfig(same_masks=True, dropout_off=True))
+
+
+def count_encoder_passes(model, setup, config: SmartConfig) -> tuple[int, float]:
+    """Encoder forwards in one regularized step, and the loss (for the gradient check)."""
+    calls = []
+    hook = model.bert.encoder.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        smart = Smart(model, config)
+        batch = batch_of(setup, "sst")
+        emb, out = main_forward(model, batch, smart)
+        reg = smart.regularizer("sst", batch, emb, out)
+        reg.backward()
+    finally:
+        hook.remove()
+    return len(calls), reg.item()
+
+
+def test_fast_mode_runs_three_encoder_passes_instead_of_five(setup, model):
+    # Cost in forward units: default main 3 + reference 1 + ascent 2 + adversarial 3 + teacher 1 = 10;
+    # fast main 3 + adversarial 3 + teacher 1 = 7 (what `walkless bench` measures as a time ratio).
+    n_default, _ = count_encoder_passes(model, setup, SmartConfig())
+    n_fast, reg = count_encoder_passes(model, setup, SmartConfig.fast(eps=1e-2, sigma=1e-2))
+    assert (n_default, n_fast) == (5, 3)
+    assert reg > 0
+    assert model.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
+def test_same_masks_replay_does_not_rewind_the_random_stream(setup, model):
+    # After the regularizer, training continues from fresh random numbers: the next dropout masks are not a
+    # repeat of the main forward's (the replay restores the state it found).
+    smart = Smart(model, SmartConfig.fast(mu=0.0))
+    batch = batch_of(setup, "sst")
+    emb, out = main_forward(model, batch, smart)
+    smart.regularizer("sst", batch, emb, out)
+    _, again = main_forward(model, batch)
+    assert not torch.allclose(again, out)
 
 
 def test_ascent_beats_a_random_perturbation_of_the_same_size(setup, model):

@@ -162,11 +162,15 @@ async def test_launch_a_real_run_watch_it_finish_and_stop_another(tiny_encoder, 
         form.query_one("#variant", Select).value = "rrobin+smart"
         form.query_one("#name").value = "from-the-app"
         for key, value in [("epochs", "1"), ("batch_size", "16"), ("lr", "1e-3"), ("data_dir", str(demo_data)),
-                           ("max_train", "64"), ("threads", "1"), ("smart_lam", "1.0")]:
+                           ("max_train", "64"), ("max_steps", "3"), ("dropout", "0.1"), ("threads", "1"),
+                           ("smart_lam", "1.0")]:
             form.query_one(f"#{key}").value = value
+        form.query_one("#pooling", Select).value = "cls"
+        form.query_one("#smart_mode", Select).value = "fast"
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the launch")
         assert form.launched["options"]["smart_lam"] == 1.0 and form.launched["options"]["max_train"] == 64
+        assert form.launched["options"]["smart_fast"] is True and form.launched["options"]["pooling"] == "cls"
 
         screen = await scanned(pilot)  # listed at once, before the process has made its folder
         run = next(r for r in screen.runs if r.name == "from-the-app")
@@ -183,6 +187,8 @@ async def test_launch_a_real_run_watch_it_finish_and_stop_another(tiny_encoder, 
         await wait_for(pilot, lambda: monitor.query_one("#train-log", Log).line_count > 0, what="the log tail")
         config = json.loads((runs / "from-the-app" / "config.json").read_text())
         assert config["variant"] == "rrobin+smart" and config["smart"]["lam"] == 1.0
+        assert config["smart"]["same_masks"] and config["smart"]["steps"] == 0  # the fast mode
+        assert (config["dropout"], config["max_steps"], config["pooling"]) == (0.1, 3, "cls")
 
         app.pop_screen()
         app.open_monitor(runs / "long")

@@ -93,6 +93,20 @@ def test_summed_step_with_smart_also_learns(tiny_encoder, demo_data, tmp_path):
     assert relative_loss(before, train_set_losses(trainer)) < 0.93
 
 
+def test_fast_smart_learns_and_starts_from_the_cli(tiny_encoder, demo_data, tmp_path):
+    trainer = make_trainer("rrobin+smart", tiny_encoder, demo_data, tmp_path, smart=SmartConfig.fast())
+    before = train_set_losses(trainer)
+    train_steps(trainer, STEPS)
+    assert relative_loss(before, train_set_losses(trainer)) < 0.93
+    rc = main(["train", "--variant", "finetune+smart", "--smart-fast", "--encoder", str(tiny_encoder),
+               "--data-dir", str(demo_data), "--runs-dir", str(tmp_path), "--name", "fast", "--epochs", "1",
+               "--batch-size", "4", "--max-train", "8", "--max-dev", "4", "--max-steps", "2"])
+    assert rc == 0
+    smart = json.loads((tmp_path / "fast" / "config.json").read_text())["smart"]
+    assert smart == vars(SmartConfig.fast())
+    assert (smart["same_masks"], smart["dropout_off"]) == (True, False)
+
+
 def test_all_report_rows_start_from_the_cli_and_compare(tiny_encoder, demo_data, tmp_path, capsys):
     runs = []
     for name in REPORT_VARIANTS:

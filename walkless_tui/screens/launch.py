@@ -33,6 +33,8 @@ NUMBERS: list[tuple[str, str, list, str]] = [
     ("lr", "learning rate", [Number(minimum=0)], "blank: 1e-3 pretrain, 1e-5 otherwise"),
     ("seed", "seed", [Integer()], ""),
     ("max_train", "max train examples", [Integer(minimum=1)], "per task; blank: all"),
+    ("max_steps", "max steps per epoch", [Integer(minimum=1)], "iterations; blank: the whole epoch"),
+    ("dropout", "dropout", [Number(minimum=0, maximum=0.99)], "hidden dropout p (the report: 0.3)"),
     ("threads", "CPU threads", [Integer(minimum=1, maximum=1024)], "blank: torch's default"),
 ]
 SMART_FIELDS: list[tuple[str, str, list, str]] = [
@@ -43,8 +45,11 @@ SMART_FIELDS: list[tuple[str, str, list, str]] = [
     ("smart_beta", "SMART β", [Number(minimum=0, maximum=1)], "teacher momentum, 0..1"),
     ("smart_mu", "SMART μ", [Number(minimum=0)], "weight of the Bregman term"),
 ]
-OPTIONAL = ("lr", "max_train", "threads")
-INTEGERS = ("epochs", "batch_size", "seed", "max_train", "threads")
+OPTIONAL = ("lr", "max_train", "max_steps", "threads")
+INTEGERS = ("epochs", "batch_size", "seed", "max_train", "max_steps", "threads")
+POOLING = [("the encoder's own (mean for MiniLM)", ""), ("mean of the tokens", "mean"), ("[CLS] token", "cls")]
+SMART_MODES = [("the report's: dropout off, one ascent step (~3.3x a plain step)", "report"),
+               ("fast: same dropout masks, no ascent (~2.3x)", "fast")]
 
 
 def is_multitask(variant: str) -> bool:
@@ -54,7 +59,7 @@ def is_multitask(variant: str) -> bool:
 def defaults() -> dict[str, str]:
     c, s = TrainConfig(), SmartConfig()
     out = {"epochs": str(c.epochs), "batch_size": str(c.batch_size), "lr": "", "seed": str(c.seed), "max_train": "",
-           "threads": ""}
+           "max_steps": "", "dropout": str(c.dropout), "threads": ""}
     out.update({f"smart_{k}": str(getattr(s, k)) for k in ("lam", "eps", "sigma", "eta", "beta", "mu")})
     return out
 
@@ -98,7 +103,11 @@ class LaunchScreen(WalklessScreen):
             yield row("data folder", Input(str(app.data_dir), id="data_dir", compact=True), "CS224N files")
             for key, label, validators, hint in NUMBERS:
                 yield row(label, Input(d[key], id=key, validators=validators, valid_empty=key in OPTIONAL, compact=True), hint)
+            yield row("pooling", Select(POOLING, value="", allow_blank=False, id="pooling", compact=True),
+                      "sentence embedding")
             with Vertical(id="smart-fields"):
+                yield row("SMART mode", Select(SMART_MODES, value="report", allow_blank=False, id="smart_mode",
+                                               compact=True), "--smart-fast: see the README")
                 for key, label, validators, hint in SMART_FIELDS:
                     yield row(label, Input(d[key], id=key, validators=validators, compact=True), hint)
             yield Static("", id="launch-errors")
@@ -154,6 +163,8 @@ class LaunchScreen(WalklessScreen):
             options["task"] = str(self.query_one("#task", Select).value)
         options["encoder"] = text["encoder"] or self.wapp.encoder
         options["data_dir"] = str(Path(text["data_dir"]).expanduser().absolute()) if text["data_dir"] else None
+        options["pooling"] = str(self.query_one("#pooling", Select).value) or None
+        options["smart_fast"] = smart and self.query_one("#smart_mode", Select).value == "fast"
         if not problems:
             for key, _, _, _ in fields:
                 if text[key]:
