@@ -168,24 +168,26 @@ class PlainLoop:
 
 
 # --- pieces of the run -----------------------------------------------------------------------------------
-def _alternate(a: Callable[[list[int]], Any], a_batches: list[list[int]], b: Callable[[list[int]], Any],
-               b_batches: list[list[int]], b_finish: Callable[[], Any]) -> tuple[float, float]:
-    """Seconds for ``a`` over its batches and ``b`` over its batches, taking one step of each in turn, so a
-    burst of load from another process hits both sides about equally. ``b_finish`` (our trainer's one
-    host sync) runs at the end and counts for ``b``."""
-    ta = tb = 0.0
-    for i in range(max(len(a_batches), len(b_batches))):
-        if i < len(a_batches):
+Side = tuple[Callable[[list[int]], Any], list[list[int]], Callable[[], Any] | None]
+
+
+def _interleave(sides: dict[str, Side]) -> dict[str, float]:
+    """Seconds per side for (step, its batches, finish): one step of each side in turn, so a burst of load
+    from another process hits every side about equally. ``finish`` (our trainer's one host sync) runs at
+    the end and counts for its side."""
+    secs = dict.fromkeys(sides, 0.0)
+    for i in range(max(len(batches) for _, batches, _ in sides.values())):
+        for name, (step, batches, _) in sides.items():
+            if i < len(batches):
+                t0 = time.perf_counter()
+                step(batches[i])
+                secs[name] += time.perf_counter() - t0
+    for name, (_, _, finish) in sides.items():
+        if finish is not None:
             t0 = time.perf_counter()
-            a(a_batches[i])
-            ta += time.perf_counter() - t0
-        if i < len(b_batches):
-            t0 = time.perf_counter()
-            b(b_batches[i])
-            tb += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    b_finish()
-    return ta, tb + time.perf_counter() - t0
+            finish()
+            secs[name] += time.perf_counter() - t0
+    return secs
 
 
 def _make_trainer(cfg: BenchConfig, variant: str, encoder_dir: Path, data_dir: Path, tok, data: TaskData,
@@ -237,7 +239,8 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
     rounds = []
     for r in range(cfg.rounds):
         batches = _our_batches(ours, r + 1, len(file_order))
-        tb, to = _alternate(plain.step, file_order, step, batches, ours.flush_losses)
+        secs = _interleave({"baseline": (plain.step, file_order, None), "ours": (step, batches, ours.flush_losses)})
+        tb, to = secs["baseline"], secs["ours"]
         rounds.append({"baseline_s": round(tb, 3), "ours_s": round(to, 3), "speedup": round(tb / to, 3),
                        "load": round(os.getloadavg()[0], 2)})
         log.info("round %d: baseline %.1fs, ours %.1fs (%.2fx)", r + 1, tb, to, tb / to)
@@ -276,22 +279,13 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
     for name, sc in (("smart", SmartConfig()), ("fast", SmartConfig.fast())):
         sides[name] = _make_trainer(cfg, "finetune+smart", encoder_dir, data_dir, tok, data, work / name, sc)
         for b in _our_batches(sides[name], 0, cfg.warmup):
-            sides[name].iteration([(cfg.task, b)])
+            _step_fn(sides[name], cfg.task)(b)
         sides[name].flush_losses()
     rounds = []
     for r in range(cfg.rounds):
         batches = _our_batches(plain_trainer, 100 + r, cfg.smart_batches)
         plain_trainer.flush_losses()
-        secs = dict.fromkeys(sides, 0.0)
-        for b in batches:
-            for name, trainer in sides.items():
-                t0 = time.perf_counter()
-                trainer.iteration([(cfg.task, b)])
-                secs[name] += time.perf_counter() - t0
-        for name, trainer in sides.items():  # each trainer's one host sync counts for it
-            t0 = time.perf_counter()
-            trainer.flush_losses()
-            secs[name] += time.perf_counter() - t0
+        secs = _interleave({name: (_step_fn(tr, cfg.task), batches, tr.flush_losses) for name, tr in sides.items()})
         rounds.append({**{f"{k}_s": round(v, 3) for k, v in secs.items()},
                        "ratio": round(secs["smart"] / secs["plain"], 3),
                        "fast_ratio": round(secs["fast"] / secs["plain"], 3), "load": round(os.getloadavg()[0], 2)})

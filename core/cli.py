@@ -85,11 +85,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def smart_config(a: argparse.Namespace) -> SmartConfig:
-    same = a.smart_same_masks or a.smart_fast
-    smart = SmartConfig(lam=a.smart_lam, eps=a.smart_eps, sigma=a.smart_sigma, eta=a.smart_eta, beta=a.smart_beta,
-                        mu=a.smart_mu, dropout_off=not (a.smart_dropout_on or same), same_masks=same)
+    kw = {"lam": a.smart_lam, "eps": a.smart_eps, "sigma": a.smart_sigma, "eta": a.smart_eta, "beta": a.smart_beta,
+          "mu": a.smart_mu}
     if a.smart_fast:
-        smart.steps = 0
+        smart = SmartConfig.fast(**kw)
+    else:
+        same = a.smart_same_masks
+        smart = SmartConfig(**kw, dropout_off=not (a.smart_dropout_on or same), same_masks=same)
     if a.smart_steps is not None:
         smart.steps = a.smart_steps
     return smart

@@ -164,8 +164,7 @@ class PackedLinear:
         with torch.no_grad():
             w = torch.cat([m.weight for m in layers]) if len(layers) > 1 else layers[0].weight  # (out, in)
             self.weight = torch.ops.mkldnn._reorder_linear_weight(w.detach().contiguous(), None)
-            biases = [m.bias if m.bias is not None else m.weight.new_zeros(m.out_features) for m in layers]
-            self.bias = torch.cat(biases) if any(m.bias is not None for m in layers) else None
+            self.bias = torch.cat([m.bias for m in layers])  # BERT's linears all have biases
 
     def applies(self, x: torch.Tensor) -> bool:
         if torch.is_grad_enabled() or not x.is_cpu or x.dtype != torch.float32 or _cpu_autocast():
