@@ -12,7 +12,9 @@ Everything is measured in one process, on the same weights, data, batch size and
 2. The cost of a SMART step (adversarial + Bregman terms, ``core.smart``) relative to a plain step of our
    trainer, on the same batches, steps alternating: the report's algorithm and the opt-in fast mode.
 3. Scoring latency once a checkpoint is loaded (``Scorer.sentiment`` on one sentence, ``Scorer.pair``
-   on one pair): median and p95 over ``latency_samples`` calls on dev sentences.
+   on one pair): median and p95 over ``latency_samples`` calls on dev sentences. A call during which the
+   hypervisor took CPU from this machine (``steal`` in ``/proc/stat``) is timed again, up to twice; the
+   first timings of all calls are kept as ``raw_*`` and the retimed calls are counted.
 4. Model FLOP utilization: useful training FLOPs per second over the fp32 matmul peak measured in the
    same run (best of a few ``peak_size``² matmuls on the same threads).
 5. Optionally (``eval_dev``), the wall time of tokenizing and evaluating the SST, Quora and STS dev sets.
@@ -26,6 +28,9 @@ per encoder layer of width C and FFN width I:
 term is QKᵀ and AV: 2 · 2 · L² · C forward, × 3 for training. The task head adds 6 · P_head per example.
 Biases, embedding lookups, LayerNorm, softmax, GELU, dropout and the optimizer are not counted: they are
 the overhead that MFU exposes. A pair task would count both sentences.
+
+On a virtual machine the host may run other guests on this machine's CPUs ("steal" time). Every stage
+records the steal seconds during its timing (``steal_s``), so a slow figure can be told from a stolen one.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ TARGETS = {  # what the benchmark checks (issue 5); "min" = at least, "max" = at
     "mfu": ("min", 0.5),
     "smart_step_ratio": ("max", 2.5),  # the report's algorithm: 10 pass units / 3, cannot meet it
     "smart_fast_step_ratio": ("max", 2.5),  # --smart-fast: 7 / 3
-    "sentence_p95_ms": ("max", 30.0),
+    "sentence_p95_ms": ("max", 30.0),  # calls hit by hypervisor steal are timed again (the raw p95 is kept)
     "pair_p95_ms": ("max", 30.0),
     "eval_seconds": ("max", 60.0),
 }
@@ -72,7 +77,7 @@ class BenchConfig:
     warmup: int = 2  # untimed steps per side before the first round
     smart: bool = True
     smart_batches: int = 4  # batches per side per round for the SMART comparison
-    latency_samples: int = 50
+    latency_samples: int = 100
     eval_dev: bool = True  # time the evaluation of the SST, Quora and STS dev sets
     max_dev: int | None = None  # cap per dev set (tests); None = all (the target is about all)
     threads: int | None = None
@@ -114,6 +119,16 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
         a @ b
         best = max(best, 2 * n**3 / (time.perf_counter() - t0) / 1e9)
     return best
+
+
+def steal_s() -> float:
+    """CPU seconds (all CPUs together) the hypervisor has given to other guests since boot: the ``steal``
+    column of ``/proc/stat``; 0.0 where the system does not report it."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -176,6 +191,7 @@ def _interleave(sides: dict[str, Side]) -> dict[str, float]:
     from another process hits every side about equally. ``finish`` (our trainer's one host sync) runs at
     the end and counts for its side."""
     secs = dict.fromkeys(sides, 0.0)
+    steal0 = steal_s()
     for i in range(max(len(batches) for _, batches, _ in sides.values())):
         for name, (step, batches, _) in sides.items():
             if i < len(batches):
@@ -187,6 +203,7 @@ def _interleave(sides: dict[str, Side]) -> dict[str, float]:
             t0 = time.perf_counter()
             finish()
             secs[name] += time.perf_counter() - t0
+    secs["steal"] = steal_s() - steal0
     return secs
 
 
@@ -242,7 +259,7 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
         secs = _interleave({"baseline": (plain.step, file_order, None), "ours": (step, batches, ours.flush_losses)})
         tb, to = secs["baseline"], secs["ours"]
         rounds.append({"baseline_s": round(tb, 3), "ours_s": round(to, 3), "speedup": round(tb / to, 3),
-                       "load": round(os.getloadavg()[0], 2)})
+                       "load": round(os.getloadavg()[0], 2), "steal_s": round(secs["steal"], 2)})
         log.info("round %d: baseline %.1fs, ours %.1fs (%.2fx)", r + 1, tb, to, tb / to)
     tokens = sum(data.lengths)
     padded_base = sum(len(b) * max(data.lengths[i] for i in b) for b in file_order)
@@ -263,7 +280,7 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
 
     res = {"sentences": n, "tokens": tokens, "steps_per_round": len(file_order), "flops_per_pass": flops,
            "baseline": side(total_b, padded_base), "ours": side(total_o, padded_ours), "rounds": rounds,
-           "speedup": round(total_b / total_o, 3),
+           "speedup": round(total_b / total_o, 3), "steal_s": round(sum(x["steal_s"] for x in rounds), 2),
            "ours_packed": bool(ours.model.config.unpad),  # our linear layers skip the padding altogether
            "speedup_median_round": round(statistics.median(x["speedup"] for x in rounds), 3)}
     return res, ours
@@ -286,7 +303,7 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
         batches = _our_batches(plain_trainer, 100 + r, cfg.smart_batches)
         plain_trainer.flush_losses()
         secs = _interleave({name: (_step_fn(tr, cfg.task), batches, tr.flush_losses) for name, tr in sides.items()})
-        rounds.append({**{f"{k}_s": round(v, 3) for k, v in secs.items()},
+        rounds.append({**{f"{k}_s": round(v, 3) for k, v in secs.items()},  # steal_s among them
                        "ratio": round(secs["smart"] / secs["plain"], 3),
                        "fast_ratio": round(secs["fast"] / secs["plain"], 3), "load": round(os.getloadavg()[0], 2)})
         log.info("smart round %d: plain %.1fs, smart %.1fs (%.2fx), fast %.1fs (%.2fx)", r + 1, secs["plain"],
@@ -297,6 +314,7 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
             "smart_step_ms": round(1e3 * total["smart"] / steps, 1),
             "fast_step_ms": round(1e3 * total["fast"] / steps, 1),
             "ratio": round(total["smart"] / total["plain"], 3), "fast_ratio": round(total["fast"] / total["plain"], 3),
+            "steal_s": round(sum(x["steal_s"] for x in rounds), 2),
             # forward-pass units F (backward 2F, ascent backward 1F) over a plain step's 3F: see core/smart.py
             "pass_ratio": {"smart": round(10 / 3, 3), "fast": round(7 / 3, 3)},
             "rounds": rounds, "smart_config": asdict(sides["smart"].c.smart),
@@ -316,6 +334,32 @@ def _scoring_checkpoint(encoder_dir: Path, work: Path) -> Path:
     return save_checkpoint(work, "bench", model, {"variant": "bench", "encoder": str(encoder_dir)}, encoder_dir)
 
 
+def time_calls(fn: Callable[[int], Any], k: int, steal: Callable[[], float] = steal_s, warmup: int = 3) -> dict:
+    """Latency of ``fn(0) .. fn(k - 1)`` in ms: median, p95 and max, after ``warmup`` untimed calls.
+
+    A call during which ``steal()`` grew (the hypervisor gave this machine's CPU to another guest) is
+    timed again, at most twice; ``retimed`` counts those calls, ``steal_s`` sums the steal seen, and
+    ``raw_p95_ms`` / ``raw_max_ms`` are over every call's first timing."""
+    for i in range(warmup):
+        fn(i)
+    ms, raw, retimed, stolen = [], [], 0, 0.0
+    for i in range(k):
+        for attempt in range(3):
+            s0, t = steal(), time.perf_counter()
+            fn(i)
+            ms_i, st = (time.perf_counter() - t) * 1e3, steal() - s0
+            stolen += st
+            if attempt == 0:
+                raw.append(ms_i)
+            if st == 0:
+                break
+        ms.append(ms_i)  # the last timing: steal-free unless all three were hit
+        retimed += attempt > 0
+    return {"median_ms": round(statistics.median(ms), 2), "p95_ms": round(percentile(ms, 0.95), 2),
+            "max_ms": round(max(ms), 2), "samples": k, "raw_p95_ms": round(percentile(raw, 0.95), 2),
+            "raw_max_ms": round(max(raw), 2), "retimed": retimed, "steal_s": round(stolen, 2)}
+
+
 def bench_scoring(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
     """Median and p95 latency of ``Scorer.sentiment`` and ``Scorer.pair`` on dev sentences."""
     from core.scoring import Scorer
@@ -326,20 +370,8 @@ def bench_scoring(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
     sents = [e.texts[0] for e in read_examples(task_file(data_dir, "sst", "dev"), "sst")]
     pairs = [e.texts for e in read_examples(task_file(data_dir, "sts", "dev"), "sts")]
     k = cfg.latency_samples
-
-    def lat(fn: Callable[[int], Any]) -> dict:
-        for i in range(3):
-            fn(i)  # warm-up
-        ms = []
-        for i in range(k):
-            t = time.perf_counter()
-            fn(i)
-            ms.append((time.perf_counter() - t) * 1e3)
-        return {"median_ms": round(statistics.median(ms), 2), "p95_ms": round(percentile(ms, 0.95), 2),
-                "max_ms": round(max(ms), 2), "samples": k}
-
-    return {"load_s": round(load_s, 2), "sentence": lat(lambda i: scorer.sentiment(sents[i % len(sents)])),
-            "pair": lat(lambda i: scorer.pair(*pairs[i % len(pairs)]))}
+    return {"load_s": round(load_s, 2), "sentence": time_calls(lambda i: scorer.sentiment(sents[i % len(sents)]), k),
+            "pair": time_calls(lambda i: scorer.pair(*pairs[i % len(pairs)]), k)}
 
 
 def bench_eval(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
@@ -349,18 +381,19 @@ def bench_eval(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
     from core.train import subsample
 
     model, _, tok = load_checkpoint(ckpt)
-    t0 = time.perf_counter()
+    steal0, t0 = steal_s(), time.perf_counter()
     dev = {t: subsample(load_task(data_dir, t, "dev", tok), cfg.max_dev, 0) for t in ("sst", "para", "sts")}
     t1 = time.perf_counter()
     evaluate(model, dev)
-    t2 = time.perf_counter()
+    t2, steal = time.perf_counter(), steal_s() - steal0
     lengths = [len(x) for d in dev.values() for side in (d.tokens_a, d.tokens_b or []) for x in side]
     c = model.config
     flops = inference_flops(lengths, c.num_hidden_layers, c.hidden_size, c.intermediate_size)
     return {"seconds": round(t2 - t0, 2), "tokenize_s": round(t1 - t0, 2), "evaluate_s": round(t2 - t1, 2),
             "examples": {t: len(d) for t, d in dev.items()}, "sentences": len(lengths), "tokens": sum(lengths),
             "sentences_per_s": round(len(lengths) / (t2 - t1), 1),
-            "useful_gflops_per_s": round(flops / (t2 - t1) / 1e9, 2), "full_dev_sets": cfg.max_dev is None}
+            "useful_gflops_per_s": round(flops / (t2 - t1) / 1e9, 2), "full_dev_sets": cfg.max_dev is None,
+            "steal_s": round(steal, 2)}
 
 
 # --- the whole run -----------------------------------------------------------------------------------------
@@ -483,9 +516,15 @@ def print_bench(res: dict) -> None:
         t.add_row("SMART step / plain step", sm.get("error", "-"), "", "")
     sc = res["scoring"]
     for k, name in (("sentence", "sentence_p95_ms"), ("pair", "pair_p95_ms")):
-        t.add_row(f"scoring one {k}: median / p95 ms", f"{sc[k]['median_ms']:.1f} / {sc[k]['p95_ms']:.1f}", "", mark(name))
+        retimed = f" (raw p95 {sc[k]['raw_p95_ms']:.1f}, {sc[k]['retimed']} retimed)" if sc[k].get("retimed") else ""
+        t.add_row(f"scoring one {k}: median / p95 ms", f"{sc[k]['median_ms']:.1f} / {sc[k]['p95_ms']:.1f}{retimed}",
+                  "", mark(name))
     ev = res.get("eval")
     if ev:
         t.add_row(f"eval dev sets ({sum(ev['examples'].values())} examples): s (MFU)",
                   f"{ev['seconds']:.1f} ({ev['mfu']:.0%})", "", mark("eval_seconds"))
+    stages = {"train": tr, "smart": sm or {}, "eval": ev or {}}
+    stolen = {k: v["steal_s"] for k, v in stages.items() if v.get("steal_s")}
+    if stolen:  # CPU the hypervisor gave to other guests while a stage was timed
+        t.add_row("hypervisor steal during timing, s", ", ".join(f"{k} {v:.1f}" for k, v in stolen.items()), "", "")
     Console().print(t)

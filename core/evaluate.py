@@ -7,6 +7,9 @@ predicted score lists for STS.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -18,22 +21,37 @@ SST_LABELS = ["negative", "somewhat negative", "neutral", "somewhat positive", "
 CLASS_NAMES = {"sst": SST_LABELS, "cfimdb": ["negative", "positive"], "para": ["not duplicate", "duplicate"]}
 
 
+@contextmanager
+def frozen(model: MultitaskBert) -> Iterator[None]:
+    """Eval mode, with oneDNN-prepacked encoder weights on CPU (``BertModel.pack_for_inference``), for the
+    duration; the model's mode and packing are as before afterwards. Packing once around several
+    ``predict`` calls (``evaluate``) saves repacking per task."""
+    was_training = model.training
+    model.eval()
+    packed_here = not model.bert.is_packed and model.bert.pack_for_inference()
+    try:
+        yield
+    finally:
+        if packed_here:
+            model.bert.unpack()
+        model.train(was_training)
+
+
 @torch.inference_mode()
 def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device: str | torch.device = "cpu",
             autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Predictions for every example of ``data``, in its order: class ids, or 0..5 scores for STS."""
-    was_training = model.training
-    model.eval()
     out = torch.empty(len(data), dtype=torch.float32)
     # Batches of similar length pad little; a pair pads both sides to the longer one, so sort by that.
     lengths = data.lengths if data.tokens_b is None else [max(len(a), len(b)) for a, b in
                                                           zip(data.tokens_a, data.tokens_b, strict=True)]
-    for idx in batch_indices(lengths, batch_size, shuffle=False, bucket=True):
-        batch = collate(data, idx).to(device)
-        with torch.autocast(torch.device(device).type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            o = model(batch)
-        out[idx] = predictions(data.task, o.float()).float().cpu()
-    model.train(was_training)
+    with frozen(model):
+        for idx in batch_indices(lengths, batch_size, shuffle=False, bucket=True):
+            batch = collate(data, idx).to(device)
+            with torch.autocast(torch.device(device).type, dtype=autocast_dtype,
+                                enabled=autocast_dtype is not None):
+                o = model(batch)
+            out[idx] = predictions(data.task, o.float()).float().cpu()
     return out
 
 
@@ -61,13 +79,14 @@ def evaluate(model: MultitaskBert, datasets: dict[str, TaskData], batch_size: in
              device: str | torch.device = "cpu") -> tuple[dict[str, float], dict[str, dict]]:
     """Evaluate every labelled dataset: ``({"sst/acc": ..., "sts/pearson": ...}, {task: report})``."""
     metrics, reports = {}, {}
-    for task, data in datasets.items():
-        if data.labels is None:
-            continue
-        preds = predict(model, data, batch_size, device).numpy()
-        m, r = task_report(task, data.labels.float().numpy(), preds)
-        metrics.update(m)
-        reports[task] = r
+    with frozen(model):
+        for task, data in datasets.items():
+            if data.labels is None:
+                continue
+            preds = predict(model, data, batch_size, device).numpy()
+            m, r = task_report(task, data.labels.float().numpy(), preds)
+            metrics.update(m)
+            reports[task] = r
     return metrics, reports
 
 

@@ -358,12 +358,14 @@ class BertModel(nn.Module):
 
         For a frozen model on CPU (scoring, evaluation): packs apply only with gradients off, and
         ``train(True)`` or any change to a parameter drops or bypasses them. Does nothing (False) off CPU,
-        for non-float32 weights, or where this torch build lacks oneDNN or the trial call fails.
+        for non-float32 weights, for compiled layers (``--compile`` keeps its own kernels), or where this torch
+        build lacks oneDNN or the trial call fails.
         """
         self.unpack()
         params = list(self.encoder.parameters())
-        if not (torch.backends.mkldnn.is_available()
-                and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)):
+        compiled = any(getattr(m, "_compiled_call_impl", None) is not None for m in self.encoder.layer)
+        if compiled or not (torch.backends.mkldnn.is_available()
+                            and all(p.device.type == "cpu" and p.dtype == torch.float32 for p in params)):
             return False
         mods = self._packable()
         try:

@@ -159,3 +159,31 @@ def test_scorer_packs_and_gives_the_unpacked_probabilities(tiny_encoder, tmp_pat
     for key in ("paraphrase", "similarity"):
         assert abs(packed[1][key] - plain[1][key]) <= 1e-5
     assert len(set(plain[0]["probs"])) > 1 and 0.0 < plain[1]["paraphrase"] < 1.0
+
+
+def test_evaluate_packs_for_the_call_and_restores_the_model(tiny_encoder, packed_calls, monkeypatch):
+    from core.data import Example, tokenize
+    from core.evaluate import evaluate, predict
+
+    torch.manual_seed(0)
+    model = MultitaskBert(_encoder(tiny_encoder), HeadConfig(tasks=("sst", "sts")))
+    tok = load_tokenizer(tiny_encoder)
+    words = "a lovely warm film with dull moments that never quite holds together".split()
+    sst = [Example(f"s{i}", (" ".join(words[i % 5: i % 5 + 3 + i % 7]),), float(i % 5), i) for i in range(40)]
+    sts = [Example(f"p{i}", (" ".join(words[: 2 + i % 9]), " ".join(words[i % 4:])), float(i % 6), i)
+           for i in range(30)]
+    dev = {"sst": tokenize(sst, "sst", tok), "sts": tokenize(sts, "sts", tok)}
+    model.train()
+    packed_metrics, _ = evaluate(model, dev, batch_size=16)
+    packed_scores = predict(model, dev["sts"], batch_size=16)
+    assert packed_calls, "evaluation did not use the packed weights"
+    assert model.training and not model.bert.is_packed  # mode and packing restored
+    monkeypatch.setattr(BertModel, "pack_for_inference", lambda self: False)
+    n = len(packed_calls)
+    plain_metrics, _ = evaluate(model, dev, batch_size=16)
+    plain_scores = predict(model, dev["sts"], batch_size=16)
+    assert len(packed_calls) == n
+    assert plain_scores.std() > 0 and torch.allclose(packed_scores, plain_scores, atol=1e-5)
+    assert packed_metrics.keys() == plain_metrics.keys()
+    for k, v in plain_metrics.items():
+        assert abs(packed_metrics[k] - v) <= 1e-5, k
