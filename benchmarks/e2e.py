@@ -17,14 +17,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.bench import steal_s
+
 HERE = Path(__file__).resolve().parent
 
 
-def timed(cmd: list[str], log: Path) -> float:
-    t0 = time.perf_counter()
+def timed(cmd: list[str], log: Path) -> tuple[float, float]:
+    """(wall seconds, hypervisor steal seconds during the run) of ``cmd``, its output in ``log``."""
+    s0, t0 = steal_s(), time.perf_counter()
     with open(log, "w") as f:
         subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=True)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, steal_s() - s0
 
 
 def main() -> None:
@@ -49,12 +52,14 @@ def main() -> None:
         base = [sys.executable, str(HERE / "hf_baseline.py"), "--out", str(Path(tmp) / "hf"), *common]
         for r in range(a.repeats):
             load = os.getloadavg()[0]
-            tb = timed(base, Path(tmp) / f"base-{r}.log")
-            to = timed(ours, Path(tmp) / f"ours-{r}.log")
+            tb, sb = timed(base, Path(tmp) / f"base-{r}.log")
+            to, so = timed(ours, Path(tmp) / f"ours-{r}.log")
             tail_b = (Path(tmp) / f"base-{r}.log").read_text().strip().splitlines()[-2:]
+            tail_o = (Path(tmp) / f"ours-{r}.log").read_text().strip().splitlines()[-3:]
             rows.append({"baseline_s": round(tb, 1), "ours_s": round(to, 1), "ratio": round(to / tb, 3),
                          "load_before": round(load, 2), "load_after": round(os.getloadavg()[0], 2),
-                         "baseline_tail": tail_b})
+                         "steal_s": {"baseline": round(sb, 1), "ours": round(so, 1)},
+                         "baseline_tail": tail_b, "ours_tail": tail_o})
             print(f"round {r + 1}: baseline {tb:.1f}s, ours {to:.1f}s, ours/baseline {to / tb:.2f} "
                   f"(load {load:.2f} -> {os.getloadavg()[0]:.2f})", flush=True)
             print("  baseline: " + " | ".join(tail_b), flush=True)

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from core.data import TASKS, TaskData, batch_indices, collate
 from core.multitask import MultitaskBert, predictions
@@ -55,6 +54,21 @@ def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device:
     return out
 
 
+def class_scores(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Confusion matrix (k, k) (rows true, columns predicted) and per-class precision, recall, F1 and
+    support, 0 where undefined: scikit-learn's ``confusion_matrix`` and ``precision_recall_fscore_support
+    (zero_division=0)``, which tests/test_evaluate.py checks against. Written out because importing
+    ``sklearn.metrics`` takes 1.3 s, paid by every command that evaluates."""
+    cm = np.bincount(labels * k + preds, minlength=k * k).reshape(k, k)
+    tp, predicted, support = np.diag(cm), cm.sum(0), cm.sum(1)
+
+    def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.divide(a, b, out=np.zeros(k), where=b > 0)
+
+    return {"confusion": cm, "precision": ratio(tp, predicted), "recall": ratio(tp, support),
+            "f1": ratio(2 * tp, predicted + support), "support": support}
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0
@@ -66,13 +80,11 @@ def task_report(task: str, labels: np.ndarray, preds: np.ndarray) -> tuple[dict[
     if TASKS[task].kind == "regress":
         return {f"{task}/pearson": pearson(labels, preds)}, {"task": task, "true": labels.round(3).tolist(),
                                                              "pred": preds.round(3).tolist()}
-    classes = list(range(TASKS[task].num_classes))
     labels, preds = labels.astype(int), preds.astype(int)
-    p, r, f, s = precision_recall_fscore_support(labels, preds, labels=classes, zero_division=0)
-    report = {"task": task, "labels": CLASS_NAMES[task], "confusion": confusion_matrix(labels, preds, labels=classes).tolist(),
-              "precision": p.round(4).tolist(), "recall": r.round(4).tolist(), "f1": f.round(4).tolist(),
-              "support": s.tolist()}
-    return {f"{task}/acc": float((labels == preds).mean()), f"{task}/macro_f1": float(f.mean())}, report
+    sc = class_scores(labels, preds, TASKS[task].num_classes)
+    report = {"task": task, "labels": CLASS_NAMES[task], "confusion": sc["confusion"].tolist(),
+              **{k: sc[k].round(4).tolist() for k in ("precision", "recall", "f1")}, "support": sc["support"].tolist()}
+    return {f"{task}/acc": float((labels == preds).mean()), f"{task}/macro_f1": float(sc["f1"].mean())}, report
 
 
 def evaluate(model: MultitaskBert, datasets: dict[str, TaskData], batch_size: int = 128,

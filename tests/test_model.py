@@ -64,6 +64,27 @@ def test_sdpa_equals_plain_softmax_attention():
     assert (a - b)[mask.bool()].abs().max() < 1e-5
 
 
+def test_explicit_attention_gradients_equal_sdpa():
+    """The explicit attention (training with attention dropout takes it on CPU) back-propagates as SDPA
+    does: padding keys get no weight and no gradient, scaling and masking sit inside the matmul."""
+    folder = resolve_encoder("minilm-l6")
+    ids, mask = batch(folder)
+    grads = []
+    for impl in ("sdpa", "eager"):
+        model = load_pretrained(folder, attn_implementation=impl)
+        model.train()
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        h, _ = model(ids, mask)
+        w = torch.linspace(-1, 1, h.size(-1))
+        (h * w * mask[..., None]).sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 50
+    for n in grads[0]:
+        assert torch.allclose(grads[0][n], grads[1][n], atol=1e-4, rtol=1e-4), n
+
+
 def test_padded_batch_equals_each_sentence_alone():
     folder = resolve_encoder("minilm-l6")
     model = load_pretrained(folder).eval()
