@@ -7,6 +7,7 @@
     walkless compare RUN [RUN ...] [--json | --markdown]
     walkless demo-data OUT
     walkless bench [--data-dir DIR] [--batches N] [--rounds R] [--out bench.json]
+    walkless table2 --runs-dir DIR --data-dir DIR [--rows ROW,...] [--epochs N] [--max-train N]
 """
 
 from __future__ import annotations
@@ -53,7 +54,22 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 for pretrain, 1e-5 otherwise")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--dropout", type=float, default=d.dropout)
+    p.add_argument("--dropout", type=float, default=d.dropout,
+                   help=f"the task heads' dropout (default {d.dropout}, the report's code)")
+    p.add_argument("--encoder-dropout", type=float, default=None,
+                   help="dropout inside the encoder (hidden and attention); default: the checkpoint's config")
+    p.add_argument("--clip-grad", type=float, default=None,
+                   help="clip the gradient norm at this value; default 1.0 under SMART (the report's code), else "
+                        "off; 0 turns it off")
+    p.add_argument("--lr-schedule", choices=["constant", "linear"], default=d.lr_schedule,
+                   help="constant (the report) or linear decay to 0 at the last step")
+    p.add_argument("--warmup", type=float, default=d.warmup, help="fraction of all steps with a linear lr warmup")
+    p.add_argument("--rrobin-subset", choices=["fixed", "fresh"], default=d.rrobin_subset,
+                   help="rrobin's examples: fixed (default, the report's code: one subset of iterations x batch "
+                        "per task for the whole run) or fresh (a new subset every epoch)")
+    p.add_argument("--eval-all", action="store_true",
+                   help="single-task variants: also evaluate the other tasks' dev sets with untrained heads "
+                        "(the report's Table 2)")
     p.add_argument("--pooling", choices=["mean", "cls"], default=None,
                    help="sentence embedding (default: what the encoder folder declares, else cls)")
     p.add_argument("--max-length", type=int, default=d.max_length)
@@ -102,7 +118,8 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         variant=a.variant, task=a.task, encoder=a.encoder, data_dir=a.data_dir, runs_dir=a.runs_dir,
         name=a.name, epochs=a.epochs if a.epochs is not None else TrainConfig.epochs, batch_size=a.batch_size,
-        lr=a.lr, seed=a.seed, dropout=a.dropout,
+        lr=a.lr, seed=a.seed, dropout=a.dropout, encoder_dropout=a.encoder_dropout, clip_grad=a.clip_grad,
+        lr_schedule=a.lr_schedule, warmup=a.warmup, rrobin_subset=a.rrobin_subset, eval_all=a.eval_all,
         pooling=a.pooling, max_length=a.max_length, per_task_step=not a.summed_step, temperature=a.temperature,
         pre_epochs=a.pre_epochs, max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps,
         log_every=a.log_every, checkpoint_every=a.checkpoint_every, keep_last=a.keep_last, device=a.device,
@@ -227,7 +244,46 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo_data)
     add_bench_parser(sub)
+    add_table2_parser(sub)
     return p
+
+
+def add_table2_parser(sub) -> None:
+    from core.table2 import ROWS, Table2Config
+
+    d = Table2Config()
+    t = sub.add_parser("table2", help="the report's Table 2: its rows one after another in one runs folder, "
+                                      "resumable; writes table2.json and table2.md")
+    t.add_argument("--runs-dir", default=d.runs_dir, help="where the row runs and the table go (keep it outside "
+                                                          "a work tree)")
+    t.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of the rows, in any order")
+    t.add_argument("--epochs", type=int, default=d.epochs, help="epochs per row (the report: 10)")
+    t.add_argument("--encoder", default=d.encoder)
+    t.add_argument("--data-dir", default=None, help="the CS224N folder (default: the demo data)")
+    t.add_argument("--max-train", type=int, default=None, help="cap on training examples per task")
+    t.add_argument("--max-dev", type=int, default=None, help="cap on dev examples per task")
+    t.add_argument("--max-steps", type=int, default=None, help="cap on iterations per epoch (smoke runs)")
+    t.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
+                   help="steps between checkpoints inside a row (what a kill can lose)")
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--seed", type=int, default=d.seed)
+    t.set_defaults(func=cmd_table2)
+
+
+def cmd_table2(a: argparse.Namespace) -> int:
+    from core.table2 import Table2Config, check_rows, run_table2, table2_markdown
+
+    if a.epochs < 1:
+        raise ValueError(f"--epochs {a.epochs}: must be at least 1")
+    rows = check_rows(tuple(r.strip() for r in a.rows.split(",") if r.strip()))
+    cfg = Table2Config(runs_dir=a.runs_dir, rows=rows, epochs=a.epochs, encoder=a.encoder, data_dir=a.data_dir,
+                       max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps, threads=a.threads,
+                       seed=a.seed, checkpoint_every=a.checkpoint_every,
+                       command="walkless " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["table2"] else "")
+    table = run_table2(cfg, on_row=lambda row, what: console.print(f"table2: {row} {what}"))
+    print(table2_markdown(table))
+    console.print(f"wrote {Path(a.runs_dir) / 'table2.json'} and table2.md")
+    return 0
 
 
 def add_bench_parser(sub) -> None:
@@ -271,7 +327,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose or a.command in ("train", "bench") else logging.WARNING,
+    logging.basicConfig(level=logging.INFO if a.verbose or a.command in ("train", "bench", "table2") else logging.WARNING,
                         format="%(levelname)s %(message)s")
     for noisy in ("httpx", "transformers", "huggingface_hub"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -40,10 +40,16 @@ class TrainConfig:
     batch_size: int = 64
     lr: float | None = None  # None: 1e-3 for pretrain, 1e-5 otherwise (the report's)
     seed: int = 0
-    dropout: float = 0.3
+    dropout: float = 0.3  # the task heads' dropout (the report's "hidden dropout 0.3" is its heads')
+    encoder_dropout: float | None = None  # None: the checkpoint's own (hidden and attention dropout)
     pooling: str | None = None  # None: what the encoder folder declares (mean for sentence-transformers)
     max_length: int = 512
     weight_decay: float = 0.0
+    clip_grad: float | None = None  # max grad norm; None: 1.0 under SMART (the report's code), else off; 0: off
+    lr_schedule: str = "constant"  # "constant" (the report) or "linear" (decay to 0 at the last step)
+    warmup: float = 0.0  # fraction of all steps with a linear warmup from 0
+    rrobin_subset: str = "fixed"  # rrobin: "fixed" subset drawn once per run (the report's code) or "fresh" per epoch
+    eval_all: bool = False  # single-task variants: evaluate every multitask dev set (the report's Table 2)
     per_task_step: bool = True  # one optimizer step per task in turn (the report); False: one summed step
     temperature: float = 5.0  # annealed sampling: final T of p_t ∝ n_t^(1/T) (T goes 1 -> this; 5 = BERT-and-PALs)
     pre_epochs: int = 1  # Quora-only epochs before round-robin, for rrobin-pre
@@ -64,6 +70,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def grad_clip_norm(self, smart: bool) -> float | None:
+        """The max gradient norm to clip at, or None: ``clip_grad``, else 1.0 under SMART as the report's code."""
+        if self.clip_grad is None:
+            return 1.0 if smart else None
+        return self.clip_grad if self.clip_grad > 0 else None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

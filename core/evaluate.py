@@ -103,7 +103,9 @@ def evaluate(model: MultitaskBert, datasets: dict[str, TaskData], batch_size: in
     return metrics, reports
 
 
-def headline(metrics: dict[str, float]) -> float:
-    """One number to pick the best checkpoint: the mean of each task's main metric."""
-    main = [v for k, v in metrics.items() if k.endswith("/acc") or k.endswith("/pearson")]
+def headline(metrics: dict[str, float], tasks: tuple[str, ...] | None = None) -> float:
+    """One number to pick the best checkpoint: the mean of each task's main metric (of ``tasks`` only, when
+    given: a single-task run evaluated on every dev set is judged by the task it trains)."""
+    main = [v for k, v in metrics.items() if (k.endswith("/acc") or k.endswith("/pearson"))
+            and (tasks is None or k.split("/")[0] in tasks)]
     return sum(main) / len(main) if main else float("-inf")

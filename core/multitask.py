@@ -1,11 +1,15 @@
-"""Task heads on one shared minBERT encoder (the report's Figure 1 and 2).
+"""Task heads on one shared minBERT encoder (the report's Figure 1 and 2), built as the report's code builds them.
 
-- SST (5-way) and CFIMDB (2-way): linear classifier on the sentence embedding, cross-entropy.
-- Paraphrase: one logit from ``[h_u, h_v, |h_u - h_v|]``, binary cross-entropy.
-- STS: cosine similarity of the two embeddings times 5 (the sentence-transformers convention), MSE.
-- ``rlayer``: a relational layer shared by paraphrase and STS, a linear layer with LeakyReLU over
-  ``[h_u, h_v, |h_u - h_v|, h_u * h_v / (|h_u| |h_v| + eps)]``, feeding one linear output per task.
+- SST (5-way) and CFIMDB (2-way): dropout, then a linear classifier on the sentence embedding; cross-entropy.
+- Paraphrase: the features ``[u, v, |u - v|]`` of the *undropped* embeddings, dropout on that vector, one
+  linear logit; binary cross-entropy. Dropping u and v out separately would put dropout noise into
+  ``|u - v|`` in training only (it inflates it), so evaluation would call too many pairs duplicates.
+- STS: cosine similarity of the two undropped embeddings times 5 (the sentence-transformers convention); MSE.
+- ``rlayer``: a relational layer shared by paraphrase and STS: dropout on the features
+  ``[u, v, |u - v|, u * v / (|u| |v| + eps)]``, a linear layer with LeakyReLU, dropout, one linear output
+  per task.
 
+``HeadConfig.dropout`` is the heads' dropout only; the encoder keeps the dropout of its own config.
 Outputs per task: ``classify`` -> logits (B, C); ``binary`` -> one logit (B,); ``regress`` -> score (B,).
 """
 
@@ -49,19 +53,25 @@ def pool(h: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
-class RelationalLayer(nn.Module):
-    """Shared layer for the two pair tasks (report 3.3)."""
+def pair_features(u: torch.Tensor, v: torch.Tensor, eps: float | None = None) -> torch.Tensor:
+    """u, v (B, C) -> ``[u, v, |u - v|]`` (B, 3C), plus the scaled product ``u * v / (|u| |v| + eps)``
+    (B, 4C) when ``eps`` is given (its sum is the cosine similarity)."""
+    parts = [u, v, (u - v).abs()]
+    if eps is not None:
+        parts.append(u * v / (u.norm(dim=-1, keepdim=True) * v.norm(dim=-1, keepdim=True) + eps))
+    return torch.cat(parts, dim=-1)
 
-    def __init__(self, hidden: int, eps: float):
+
+class RelationalLayer(nn.Module):
+    """Shared layer for the two pair tasks (report 3.3): pair features (B, 4C) -> (B, C)."""
+
+    def __init__(self, hidden: int):
         super().__init__()
         self.dense = nn.Linear(4 * hidden, hidden)
         self.act = nn.LeakyReLU()
-        self.eps = eps
 
-    def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """u, v (B, C) -> (B, C)."""
-        norm = u.norm(dim=-1, keepdim=True) * v.norm(dim=-1, keepdim=True) + self.eps
-        return self.act(self.dense(torch.cat([u, v, (u - v).abs(), u * v / norm], dim=-1)))
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(features))
 
 
 class MultitaskBert(nn.Module):
@@ -78,7 +88,7 @@ class MultitaskBert(nn.Module):
         if "cfimdb" in heads.tasks:
             self.cfimdb_classifier = nn.Linear(C, TASKS["cfimdb"].num_classes)
         if heads.rlayer:
-            self.relational = RelationalLayer(C, heads.eps)
+            self.relational = RelationalLayer(C)
             self.para_out = nn.Linear(C, 1)
             self.sts_out = nn.Linear(C, 1)
             nn.init.constant_(self.sts_out.bias, 2.5)  # start in the middle of the 0..5 scale
@@ -104,15 +114,14 @@ class MultitaskBert(nn.Module):
     def output(self, task: str, x: torch.Tensor) -> torch.Tensor:
         """Sentence embeddings (N, C), pairs stacked -> the task's output; several heads can share one
         encoder pass (scoring a pair for paraphrase and similarity)."""
-        x = self.dropout(x)
         if task in ("sst", "cfimdb"):
-            return getattr(self, f"{task}_classifier")(x)
-        u, v = x.chunk(2)  # pair tasks stack both sides: (B, C) each
+            return getattr(self, f"{task}_classifier")(self.dropout(x))
+        u, v = x.chunk(2)  # pair tasks stack both sides: (B, C) each, never dropped out one by one
         if self.heads.rlayer:
-            r = self.relational(u, v)
-            return (self.para_out if task == "para" else self.sts_out)(r).squeeze(-1)
+            r = self.relational(self.dropout(pair_features(u, v, self.heads.eps)))  # (B, C)
+            return (self.para_out if task == "para" else self.sts_out)(self.dropout(r)).squeeze(-1)
         if task == "para":
-            return self.para_classifier(torch.cat([u, v, (u - v).abs()], dim=-1)).squeeze(-1)
+            return self.para_classifier(self.dropout(pair_features(u, v))).squeeze(-1)
         return 5.0 * F.cosine_similarity(u, v, dim=-1, eps=self.heads.eps)
 
     def forward(self, batch: Batch) -> torch.Tensor:

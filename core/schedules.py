@@ -8,6 +8,10 @@ Schedules (B = ``batch_size``, n_t = training examples of task t):
 - ``pretrain`` / ``finetune``: one pass over the single task in batches of B.
 - ``rrobin`` (report 4.2): every iteration one batch of B from SST, Quora and STS, in that order;
   ``floor(n_sts / B)`` iterations per epoch (at least 1). Tasks with fewer examples than needed are cycled.
+  Which examples: ``rrobin_subset="fixed"`` (default, the report's code: ``random.sample`` of
+  ``iterations * B`` examples per task, drawn once per run from the seed, reshuffled each epoch, so every
+  task trains on as many unique examples as the smallest) or ``"fresh"`` (a new draw every epoch, so more
+  unique SST and Quora examples over several epochs).
 - ``rrobin-pre`` (report 3.2, "additional Quora pretraining"): epochs ``1 .. pre_epochs`` start with one
   Quora-only pass (every Quora example once, batches of B, last batch kept), followed by the epoch's
   ``rrobin`` iterations; later epochs are plain ``rrobin``. ``pre_epochs=0`` is plain rrobin and
@@ -111,9 +115,21 @@ def rrobin_iterations(sizes: dict[str, int], batch_size: int) -> int:
     return max(1, sizes.get("sts", min(sizes.values())) // batch_size)
 
 
-def rrobin_plan(lengths: dict[str, list[int]], batch_size: int, rng: random.Random, bucket: bool) -> Plan:
+def fixed_subset(n: int, k: int, seed: int, task: str) -> list[int]:
+    """``k`` of ``range(n)`` (all of them when ``k >= n``), the same for a seed and task in every epoch."""
+    return list(range(n)) if k >= n else sorted(random.Random(f"{seed}:{task}").sample(range(n), k))
+
+
+def rrobin_plan(lengths: dict[str, list[int]], batch_size: int, rng: random.Random, bucket: bool,
+                subset_seed: int | None = None) -> Plan:
+    """Equal round-robin; with ``subset_seed`` each task draws from its fixed subset (the report's code)."""
     n = rrobin_iterations({t: len(v) for t, v in lengths.items()}, batch_size)
-    return _interleave(lengths, {t: batch_size for t in lengths}, n, rng, bucket)
+    sizes = {t: batch_size for t in lengths}
+    if subset_seed is None:
+        return _interleave(lengths, sizes, n, rng, bucket)
+    keep = {t: fixed_subset(len(v), n * batch_size, subset_seed, t) for t, v in lengths.items()}
+    plan = _interleave({t: [lengths[t][i] for i in keep[t]] for t in lengths}, sizes, n, rng, bucket)
+    return [[(t, [keep[t][j] for j in idx]) for t, idx in it] for it in plan]
 
 
 def quora_pass(lengths: dict[str, list[int]], batch_size: int, rng: random.Random, bucket: bool) -> Plan:
@@ -181,32 +197,38 @@ def sampled_plan(lengths: dict[str, list[int]], batch_size: int, probs: dict[str
 # --- the one entry point --------------------------------------------------------------------------
 def _options(config: Any, **given: Any) -> dict[str, Any]:
     """Schedule options from explicit keywords, else from a TrainConfig-like ``config``, else defaults."""
-    defaults = {"pre_epochs": 1, "temperature": 5.0, "epochs": 1}
+    defaults = {"pre_epochs": 1, "temperature": 5.0, "epochs": 1, "rrobin_subset": "fixed", "seed": 0}
     return {k: given[k] if given.get(k) is not None else getattr(config, k, d) for k, d in defaults.items()}
 
 
 def make_plan(base: str, lengths: dict[str, list[int]], batch_size: int, epoch: int, rng: random.Random,
               bucket: bool = True, config: Any = None, *, pre_epochs: int | None = None,
-              temperature: float | None = None, epochs: int | None = None) -> Plan:
+              temperature: float | None = None, epochs: int | None = None, rrobin_subset: str | None = None,
+              seed: int | None = None) -> Plan:
     """The iterations of epoch ``epoch`` (1-based) for schedule ``base``.
 
     ``lengths`` maps each task to its examples' token counts (for length bucketing); options come from
-    the keywords or from ``config`` (a TrainConfig: ``pre_epochs``, ``temperature``, ``epochs``).
+    the keywords or from ``config`` (a TrainConfig: ``pre_epochs``, ``temperature``, ``epochs``,
+    ``rrobin_subset``, ``seed``).
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1 (got {batch_size})")
     if not lengths or any(len(v) == 0 for v in lengths.values()):
         raise ValueError(f"schedule {base!r}: every task needs training examples "
                          f"(sizes {({t: len(v) for t, v in lengths.items()})})")
-    o = _options(config, pre_epochs=pre_epochs, temperature=temperature, epochs=epochs)
+    o = _options(config, pre_epochs=pre_epochs, temperature=temperature, epochs=epochs, rrobin_subset=rrobin_subset,
+                 seed=seed)
+    if o["rrobin_subset"] not in ("fixed", "fresh"):
+        raise ValueError(f"rrobin subset {o['rrobin_subset']!r}: choose fixed or fresh")
+    subset_seed = o["seed"] if o["rrobin_subset"] == "fixed" else None
     if base in ("pretrain", "finetune"):
         (task, lens), = lengths.items()
         return single_task_plan(lens, task, batch_size, rng, bucket)
     if base == "rrobin":
-        return rrobin_plan(lengths, batch_size, rng, bucket)
+        return rrobin_plan(lengths, batch_size, rng, bucket, subset_seed)
     if base == "rrobin-pre":
         pre = quora_pass(lengths, batch_size, rng, bucket) if epoch <= o["pre_epochs"] else []
-        return pre + rrobin_plan(lengths, batch_size, rng, bucket)
+        return pre + rrobin_plan(lengths, batch_size, rng, bucket, subset_seed)
     if base == "rrobin-full":
         return rrobin_full_plan(lengths, batch_size, rng, bucket)
     sizes = {t: len(v) for t, v in lengths.items()}
@@ -227,7 +249,7 @@ def describe_schedule(base: str, sizes: dict[str, int], batch_size: int, config:
         return {"iterations": ceil_div(n, batch_size), "batch_sizes": {t: batch_size for t in sizes}}
     if base in ("rrobin", "rrobin-pre"):
         d: dict[str, Any] = {"iterations": rrobin_iterations(sizes, batch_size),
-                             "batch_sizes": {t: batch_size for t in sizes}}
+                             "batch_sizes": {t: batch_size for t in sizes}, "subset": o["rrobin_subset"]}
         if base == "rrobin-pre":
             d.update(pre_epochs=o["pre_epochs"], pre_iterations=ceil_div(sizes.get("para", 0), batch_size))
         return d

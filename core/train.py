@@ -121,6 +121,7 @@ class Setup:
     encoder_dir: Path
     data_dir: Path
     tokenizer: object
+    eval_tasks: tuple[str, ...] = ()  # dev sets evaluated each epoch (and heads built): the trained tasks or more
     train: dict[str, TaskData] = field(default_factory=dict)
     dev: dict[str, TaskData] = field(default_factory=dict)
 
@@ -139,18 +140,25 @@ def prepare(config: TrainConfig) -> Setup:
         max_len = positions
     data_dir = Path(config.data_dir) if config.data_dir else demo_data_dir()
     tok = load_tokenizer(encoder_dir)
-    s = Setup(config, variant, tasks, encoder_dir, data_dir, tok)
+    eval_tasks = tasks
+    if config.eval_all and not variant.multitask:  # the report's Table 2 rows: untrained heads at their init
+        eval_tasks = tasks + tuple(t for t in MULTITASK if t not in tasks)
+    s = Setup(config, variant, tasks, encoder_dir, data_dir, tok, eval_tasks)
     for t in tasks:
         s.train[t] = subsample(load_task(data_dir, t, "train", tok, max_len), config.max_train, config.seed)
+    for t in eval_tasks:
         s.dev[t] = subsample(load_task(data_dir, t, "dev", tok, max_len), config.max_dev, config.seed)
     return s
 
 
 def build_model(s: Setup, device: torch.device) -> MultitaskBert:
     c = s.config
-    bert = load_pretrained(s.encoder_dir, hidden_dropout_prob=c.dropout)
-    heads = HeadConfig(tasks=s.tasks, pooling=c.pooling or default_pooling(s.encoder_dir), dropout=c.dropout,
-                       rlayer=s.variant.rlayer)
+    # The encoder keeps its checkpoint's dropout unless --encoder-dropout says otherwise; --dropout is the heads'.
+    p = c.encoder_dropout
+    bert = load_pretrained(s.encoder_dir, **({} if p is None else
+                                             {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}))
+    heads = HeadConfig(tasks=s.eval_tasks or s.tasks, pooling=c.pooling or default_pooling(s.encoder_dir),
+                       dropout=c.dropout, rlayer=s.variant.rlayer)
     model = MultitaskBert(bert, heads)
     if s.variant.base == "pretrain":
         model.freeze_encoder()
@@ -158,6 +166,32 @@ def build_model(s: Setup, device: torch.device) -> MultitaskBert:
         for layer in model.bert.encoder.layer:
             layer.compile(dynamic=True)
     return model.to(device)
+
+
+def planned_steps(s: Setup) -> int:
+    """Task steps of the whole run (``Trainer.step`` at the end; for the learning-rate schedule), from the plans'
+    shapes."""
+    c = s.config
+    lengths = {t: d.lengths for t, d in s.train.items()}
+    total = 0
+    for epoch in range(1, c.epochs + 1):
+        plan = make_plan(s.variant.base, lengths, c.batch_size, epoch, random.Random(0), False, config=c)
+        plan = plan[: c.max_steps] if c.max_steps else plan
+        total += plan_steps(plan)
+    return max(1, total)
+
+
+def lr_factor(step: int, total: int, warmup: float, schedule: str) -> float:
+    """Multiplier of the base learning rate after ``step`` of ``total`` task steps: a linear warmup over
+    the first ``warmup`` fraction, then constant or a linear decay to 0 at the last step."""
+    n_warm = int(warmup * total)
+    if step < n_warm:
+        return (step + 1) / n_warm
+    if schedule == "linear":
+        return max(0.0, (total - step) / max(1, total - n_warm))
+    if schedule != "constant":
+        raise ValueError(f"lr schedule {schedule!r}: choose constant or linear")
+    return 1.0
 
 
 def make_optimizer(model: MultitaskBert, c: TrainConfig, lr: float, device: torch.device) -> torch.optim.AdamW:
@@ -236,6 +270,9 @@ class Trainer:
         self.model = build_model(setup, self.device)
         self.lr = self.c.lr if self.c.lr is not None else default_lr(setup.variant)
         self.opt = make_optimizer(self.model, self.c, self.lr, self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.clip = self.c.grad_clip_norm(setup.variant.smart)
+        self.total_steps = planned_steps(setup)
         self.smart = None
         if setup.variant.smart:
             from core.smart import Smart
@@ -277,6 +314,11 @@ class Trainer:
             return self.step_loss(items)
 
     def optimizer_step(self) -> None:
+        if self.clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
+        if self.c.lr_schedule != "constant" or self.c.warmup > 0:
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr * lr_factor(self.step, self.total_steps, self.c.warmup, self.c.lr_schedule)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if self.smart is not None:
@@ -422,7 +464,7 @@ class Trainer:
         self.flush_losses()
         self.check_finite()
         self.saved_step = self.step
-        score = headline(dev) if dev else None
+        score = headline(dev, self.s.tasks) if dev else None
         is_best = score is not None and score > self.best
         if is_best:
             self.best = score

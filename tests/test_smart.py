@@ -19,7 +19,7 @@ TASKS3 = ("sst", "para", "sts")
 @pytest.fixture(scope="module")
 def setup(tiny_encoder, demo_data):
     return prepare(TrainConfig(variant="rrobin", encoder=str(tiny_encoder), data_dir=str(demo_data),
-                               max_train=24, max_dev=8, dropout=0.3))
+                               max_train=24, max_dev=8, dropout=0.3, encoder_dropout=0.3))
 
 
 @pytest.fixture()
@@ -91,7 +91,9 @@ def test_adversarial_term_vanishes_with_eps_only_when_dropout_is_off(setup, mode
     assert off[2] < 1e-9
     on = [adversarial_only(model, batch, eps, False) for eps in (1e-4, 1e-6)]
     # With dropout, f(x̃) and f(x) use different masks: a term of the size of the dropout noise remains.
-    assert min(on) > 1e-4
+    # (STS adds no head dropout: the cosine takes the undropped embeddings, so the remainder is the encoder's
+    # dropout alone: smaller, but it does not shrink with ε.)
+    assert min(on) > 1e-6 and on[1] > 0.1 * on[0]
     assert min(on) > 1e4 * off[2]
 
 

@@ -1,0 +1,247 @@
+"""The report's Table 2 as one resumable command: its nine rows trained one after another in one runs folder.
+
+``run_table2`` trains each row with the report's per-row settings (batch 64, 16 under SMART; lr 1e-3 for
+pretrain, 1e-5 otherwise; head dropout 0.3; single-task rows evaluated on all three dev sets), and after
+every row rewrites ``table2.json`` and ``table2.md`` in the runs folder. Run it again after a stop or a
+kill: finished rows are skipped, an interrupted row resumes from its last checkpoint (written every
+``checkpoint_every`` steps), a row killed before its first checkpoint starts over. A row folder trained
+with other settings is an error, never silently mixed in.
+
+This module imports no torch at import time: the app reads ``table2.json`` through ``read_table2``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.config import TrainConfig
+from core.runs import RunError, load_run, read_json, read_metrics, write_json_atomic
+
+# The report's Table 2 (BERT-base, dev sets, 10 epochs, seconds per epoch on an AWS GPU), in its order.
+REPORT_TABLE2: dict[str, dict[str, float]] = {
+    "pretrain": {"sst/acc": 0.396, "para/acc": 0.380, "sts/pearson": 0.019, "seconds": 9},
+    "finetune": {"sst/acc": 0.525, "para/acc": 0.522, "sts/pearson": 0.240, "seconds": 25},
+    "finetune+smart": {"sst/acc": 0.520, "para/acc": 0.501, "sts/pearson": 0.382, "seconds": 161},
+    "rrobin": {"sst/acc": 0.524, "para/acc": 0.726, "sts/pearson": 0.583, "seconds": 67},
+    "rrobin+smart": {"sst/acc": 0.532, "para/acc": 0.741, "sts/pearson": 0.680, "seconds": 464},
+    "rrobin-pre+smart": {"sst/acc": 0.519, "para/acc": 0.851, "sts/pearson": 0.690, "seconds": 3037},
+    "rrobin-full": {"sst/acc": 0.498, "para/acc": 0.863, "sts/pearson": 0.762, "seconds": 1420},
+    "rrobin-full+smart": {"sst/acc": 0.485, "para/acc": 0.850, "sts/pearson": 0.714, "seconds": 4549},
+    "rrobin-full+rlayer": {"sst/acc": 0.501, "para/acc": 0.867, "sts/pearson": 0.802, "seconds": 1550},
+}
+ROWS = tuple(REPORT_TABLE2)
+METRICS = (("sst/acc", "SST acc"), ("para/acc", "Quora acc"), ("sts/pearson", "STS r"))
+# Settings a row folder must share with the request to be resumed or reused.
+MATCH = ("variant", "task", "batch_size", "lr", "dropout", "encoder_dropout", "max_train", "max_dev", "max_steps",
+         "seed", "encoder", "data_dir", "eval_all")
+
+
+@dataclass
+class Table2Config:
+    runs_dir: str = "runs/table2"
+    rows: tuple[str, ...] = ROWS
+    epochs: int = 1
+    encoder: str = "minilm-l6"
+    data_dir: str | None = None
+    max_train: int | None = None
+    max_dev: int | None = None
+    max_steps: int | None = None
+    threads: int | None = None
+    seed: int = 0
+    checkpoint_every: int = 200  # steps: a kill loses at most this much of a row
+    command: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to override in every row
+
+
+def check_rows(rows: tuple[str, ...]) -> tuple[str, ...]:
+    bad = [r for r in rows if r not in REPORT_TABLE2]
+    if bad:
+        raise ValueError(f"--rows: unknown row {bad[0]!r} (the report's rows: {', '.join(ROWS)})")
+    return rows
+
+
+def row_dir_name(row: str) -> str:
+    return row.replace("+", "_")
+
+
+def row_config(row: str, t: Table2Config) -> TrainConfig:
+    """The report's settings for one row (section 4.2): batch 64, 16 under SMART, lr by variant, SST for
+    the single-task rows, which are evaluated on all three dev sets."""
+    smart = "+smart" in row
+    c = TrainConfig(variant=row, task="sst", encoder=t.encoder, data_dir=t.data_dir, runs_dir=t.runs_dir,
+                    name=row_dir_name(row), epochs=t.epochs, batch_size=16 if smart else 64, seed=t.seed,
+                    eval_all=True, max_train=t.max_train, max_dev=t.max_dev, max_steps=t.max_steps,
+                    threads=t.threads, checkpoint_every=t.checkpoint_every, keep_last=1)
+    for k, v in t.extra.items():
+        setattr(c, k, v)
+    return c
+
+
+def _differences(saved: dict, wanted: TrainConfig) -> list[str]:
+    want = wanted.to_dict()
+    out = []
+    for k in MATCH:
+        a, b = saved.get(k), want.get(k)
+        if k == "lr" and b is None:
+            continue  # the default lr; config.json holds the resolved value
+        if k == "data_dir" and a is not None and b is not None:
+            a, b = str(Path(a).resolve()), str(Path(b).resolve())
+        if k == "data_dir" and b is None:
+            continue
+        if a != b:
+            out.append(f"{k}={a!r} (asked {b!r})")
+    return out
+
+
+def train_row(row: str, t: Table2Config) -> str:
+    """Train, resume or skip one row; returns what happened: trained, resumed, skipped, stopped."""
+    from core.train import resume, train
+
+    cfg = row_config(row, t)
+    run_dir = Path(t.runs_dir) / cfg.name
+    if not run_dir.exists():
+        return _state_after(train(cfg), "trained")
+    saved = read_json(run_dir / "config.json")
+    if not isinstance(saved, dict):  # killed before it wrote its config: nothing worth keeping
+        shutil.rmtree(run_dir)
+        return _state_after(train(cfg), "trained")
+    diff = _differences(saved, cfg)
+    if diff:
+        raise RunError(f"table2 row {row}: {run_dir} was trained with other settings ({'; '.join(diff)}); "
+                       f"use another --runs-dir or remove that folder")
+    info = load_run(run_dir)
+    if info.state == "running":
+        raise RunError(f"table2 row {row}: {run_dir} is being trained by another process (pid "
+                       f"{(read_json(run_dir / 'status.json') or {}).get('pid')})")
+    done = info.state == "finished" and int(saved.get("epochs", 0)) >= t.epochs
+    if done:
+        return "skipped"
+    if not any((run_dir / "checkpoints").glob("step-*")):  # killed before its first checkpoint
+        shutil.rmtree(run_dir)
+        return _state_after(train(cfg), "trained")
+    epochs = max(t.epochs, int(saved.get("epochs", 0)))
+    return _state_after(resume(run_dir, epochs=epochs, threads=t.threads), "resumed")
+
+
+def _state_after(run_dir: Path, what: str) -> str:
+    return "stopped" if load_run(run_dir).state == "stopped" else what
+
+
+def run_table2(t: Table2Config, on_row: Any = None) -> dict:
+    """Train the rows in order, writing the table after each; stops early (table written) when a row is
+    stopped (Ctrl-C, SIGTERM). ``on_row(row, what)`` is told what happened to each row."""
+    check_rows(t.rows)
+    root = Path(t.runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for row in t.rows:
+        what = train_row(row, t)
+        table = write_table2(t)
+        if on_row is not None:
+            on_row(row, what)
+        if what == "stopped":
+            return table
+    return write_table2(t)
+
+
+# --- the table --------------------------------------------------------------------------------------
+def machine() -> dict[str, Any]:
+    """Where the rows ran: CPU model, cores, torch and its threads, GPU if any."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "gpu": gpu, "python": platform.python_version()}
+
+
+def row_result(row: str, t: Table2Config) -> dict[str, Any]:
+    """One row of the table from its run folder: the best checkpoint's dev metrics (chosen by the trained
+    tasks' mean), mean seconds per training epoch, wall seconds, and the report's numbers."""
+    run_dir = Path(t.runs_dir) / row_dir_name(row)
+    out: dict[str, Any] = {"row": row, "run": row_dir_name(row), "report": REPORT_TABLE2[row], "state": "not run"}
+    if not (run_dir / "config.json").is_file():
+        return out
+    info = load_run(run_dir)
+    cfg = info.config
+    best = read_json(run_dir / "best.json") or {}
+    dev = best.get("dev") or {}
+    epochs = [r for r in read_metrics(run_dir) if r.get("kind") == "epoch"]
+    status = read_json(run_dir / "status.json") or {}
+    wall = None
+    if status.get("started") and status.get("updated"):
+        wall = round(status["updated"] - status["started"], 1)
+    out.update(state=info.state, epochs_done=len(epochs), epochs=cfg.get("epochs"), best_epoch=best.get("epoch"),
+               batch_size=cfg.get("batch_size"), lr=cfg.get("lr"), train_sizes={k: v.get("train") for k, v in
+                                                                                 (cfg.get("data_sizes") or {}).items()},
+               seconds_per_epoch=None if info.seconds_per_epoch is None else round(info.seconds_per_epoch, 1),
+               wall_seconds=wall, **{k: dev.get(k) for k, _ in METRICS})
+    return out
+
+
+def write_table2(t: Table2Config) -> dict:
+    """Rewrite ``table2.json`` and ``table2.md`` in the runs folder from the row folders; returns the JSON."""
+    root = Path(t.runs_dir)
+    old = read_json(root / "table2.json") or {}
+    commands = list(old.get("commands", []))
+    if t.command and t.command not in commands:
+        commands.append(t.command)
+    rows = [row_result(r, t) for r in ROWS if r in t.rows or (root / row_dir_name(r) / "config.json").is_file()]
+    table = {"commands": commands, "machine": machine(), "updated": time.time(),
+             "settings": {"epochs": t.epochs, "encoder": t.encoder, "data_dir": t.data_dir, "max_train": t.max_train,
+                          "max_dev": t.max_dev, "max_steps": t.max_steps, "seed": t.seed, **t.extra},
+             "wall_seconds": round(sum(r.get("wall_seconds") or 0 for r in rows), 1), "rows": rows}
+    write_json_atomic(root / "table2.json", table)
+    tmp = root / ".table2.md.tmp"
+    tmp.write_text(table2_markdown(table))
+    tmp.replace(root / "table2.md")
+    return table
+
+
+def read_table2(path: str | Path) -> dict:
+    """``table2.json`` (or the folder holding it) -> its contents; a clear error when it is not one."""
+    p = Path(path)
+    p = p / "table2.json" if p.is_dir() else p
+    data = read_json(p)
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+        raise RunError(f"{p}: not a table2.json written by `walkless table2`")
+    return data
+
+
+def _num(v: Any, fmt: str = ".3f") -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+def table2_markdown(table: dict) -> str:
+    """Our numbers beside the report's, one line per row, with the command, machine and settings."""
+    m, s = table["machine"], table["settings"]
+    lines = ["| row | SST acc (report) | Quora acc (report) | STS r (report) | s/epoch (report, GPU) | epochs | state |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in table["rows"]:
+        rep = r["report"]
+        cells = [f"{_num(r.get(k))} ({rep[k]:.3f})" for k, _ in METRICS]
+        secs = f"{_num(r.get('seconds_per_epoch'), ',.0f')} ({rep['seconds']:,.0f})"
+        lines.append(f"| {r['row']} | " + " | ".join(cells) + f" | {secs} | {r.get('epochs_done', 0)} | {r['state']} |")
+    scale = f"max_train {s['max_train']}" if s.get("max_train") else "full training sets"
+    hours = table["wall_seconds"] / 3600
+    lines += ["", f"Dev metrics of each row's best checkpoint (single-task rows: chosen by SST); {s['epochs']} "
+                  f"epoch(s) per row, {scale}; encoder {s['encoder']}; total training wall time {hours:.2f} h.",
+              f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['threads']} threads)"
+              + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU") + ".",
+              "The report's numbers: BERT-base, 10 epochs, its seconds on a GPU.",
+              "Note: the packaged all-MiniLM-L6-v2 encoder was trained on sentence pairs including Quora duplicates "
+              "and NLI, so its Quora and STS figures start high.", "",
+              "Commands:", *[f"    {c}" for c in table["commands"]]]
+    return "\n".join(lines) + "\n"
