@@ -16,6 +16,7 @@ import argparse
 import csv
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -178,11 +179,34 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_predict(a: argparse.Namespace) -> int:
+    # either --all --out DIR [--data-dir DIR] or --task --input --output; anything else is an argparse error
+    single = {"--task": a.task, "--input": a.input, "--output": a.output}
+    given, missing = [k for k, v in single.items() if v is not None], [k for k, v in single.items() if v is None]
+    if a.all and given:
+        a.predict_parser.error(f"--all cannot be combined with {', '.join(given)}")
+    if a.all and a.out is None:
+        a.predict_parser.error("--all requires --out DIR")
+    if not a.all and (a.out is not None or a.data_dir is not None):
+        a.predict_parser.error("--out and --data-dir only go with --all")
+    if not a.all and missing:
+        a.predict_parser.error(f"give --task, --input and --output (missing {', '.join(missing)}), or --all --out DIR")
     from core.checkpoint import load_checkpoint
-    from core.data import read_examples, tokenize
+    from core.data import demo_data_dir, read_examples, tokenize
     from core.evaluate import predict
+    from core.runs import checkpoint_path
 
-    model, _, tok = load_checkpoint(a.checkpoint)
+    model, meta, tok = load_checkpoint(a.checkpoint)
+    console.print(f"checkpoint {escape(str(checkpoint_path(a.checkpoint)))}: step {meta.get('step', '?')}, "
+                  f"epoch {meta.get('epoch', '?')}", soft_wrap=True)
+    if a.all:
+        from core.export import export_submission
+
+        written = export_submission(model, tok, Path(a.data_dir) if a.data_dir else demo_data_dir(), Path(a.out),
+                                    a.batch_size, warn=lambda m: console.print(f"[yellow]warning:[/] {escape(m)}",
+                                                                               soft_wrap=True))
+        for path, n in written:
+            console.print(f"wrote {n} predictions to {escape(str(path))}", soft_wrap=True)
+        return 0
     if a.task not in model.heads.tasks:
         raise ValueError(f"checkpoint {a.checkpoint} has no {a.task} head (it has {', '.join(model.heads.tasks)})")
     examples = read_examples(a.input, a.task)
@@ -226,13 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=128)
     e.add_argument("--json", default=None, help="also write metrics and reports to this JSON file")
     e.set_defaults(func=cmd_eval)
-    r = sub.add_parser("predict", help="predictions for a CS224N-format file, as id<TAB>prediction")
+    r = sub.add_parser("predict", help="predictions for a CS224N-format file, as id<TAB>prediction; or with --all "
+                                       "the six CS224N submission files")
     r.add_argument("--checkpoint", required=True)
-    r.add_argument("--task", required=True, choices=["sst", "cfimdb", "para", "sts"])
-    r.add_argument("--input", required=True)
-    r.add_argument("--output", required=True)
+    r.add_argument("--task", choices=["sst", "cfimdb", "para", "sts"])
+    r.add_argument("--input")
+    r.add_argument("--output")
+    r.add_argument("--all", action="store_true",
+                   help="write {sst,para,sts}-{dev,test}-output.csv (the CS224N starter's format) into --out from "
+                        "the dev and test-student files of --data-dir; not with --task/--input/--output")
+    r.add_argument("--data-dir", default=None, help="with --all: the CS224N folder (default: the demo data)")
+    r.add_argument("--out", default=None, help="with --all: the output folder (created)")
     r.add_argument("--batch-size", type=int, default=128)
-    r.set_defaults(func=cmd_predict)
+    r.set_defaults(func=cmd_predict, predict_parser=r)
     c = sub.add_parser("compare", help="the report's Table 2 for some runs")
     c.add_argument("runs", nargs="+")
     fmt = c.add_mutually_exclusive_group()
@@ -279,7 +309,7 @@ def cmd_table2(a: argparse.Namespace) -> int:
     cfg = Table2Config(runs_dir=a.runs_dir, rows=rows, epochs=a.epochs, encoder=a.encoder, data_dir=a.data_dir,
                        max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps, threads=a.threads,
                        seed=a.seed, checkpoint_every=a.checkpoint_every,
-                       command="walkless " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["table2"] else "")
+                       command=shlex.join(["walkless", *a.argv]))
     table = run_table2(cfg, on_row=lambda row, what: console.print(f"table2: {row} {what}"))
     print(table2_markdown(table))
     console.print(f"wrote {Path(a.runs_dir) / 'table2.json'} and table2.md")
@@ -326,7 +356,9 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     a = build_parser().parse_args(argv)
+    a.argv = list(argv)  # the command as typed, for the files that record it
     logging.basicConfig(level=logging.INFO if a.verbose or a.command in ("train", "bench", "table2") else logging.WARNING,
                         format="%(levelname)s %(message)s")
     for noisy in ("httpx", "transformers", "huggingface_hub"):

@@ -570,7 +570,7 @@ def resume(run_dir: str | Path, epochs: int | None = None, threads: int | None =
         ckpt = resume_checkpoint(run_dir)
         state = read_trainer_state(ckpt)
         if epochs is not None:
-            if epochs < state["epoch"] or (epochs == state["epoch"] and not state["epoch_done"]):
+            if epochs < state["epoch"]:  # equal: finish the epoch under way (or nothing left to do)
                 raise ValueError(f"--epochs {epochs}: the run is already in epoch {state['epoch']}")
             config.epochs = epochs
         seed_everything(config.seed)

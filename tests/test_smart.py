@@ -230,3 +230,27 @@ def test_teacher_state_round_trips_through_safetensors(model, tmp_path):
     state.pop(next(iter(state)))
     with pytest.raises(ValueError, match="lacks 1 tensors"):
         other.load_state_dict(state)
+
+
+# --- the trainer adds the terms with their weights --------------------------------------------------
+@pytest.mark.parametrize("task", TASKS3)
+def test_the_training_loss_is_task_loss_plus_lambda_r_plus_mu_bregman(setup, model, task):
+    """What the trainer optimizes (``StepLoss``, through ``batch_loss``) is the task loss + λ·R_s + μ·D_Breg:
+    each term is measured alone (the other weight 0), then both with other weights. Dropping the regularizer
+    from the loss, or either weight, fails here."""
+    from core.train import StepLoss
+
+    batch = batch_of(setup, task)
+    smart = Smart(model, SmartConfig())
+    with torch.no_grad():  # move the teacher away from θ so the Bregman term is not 0
+        for t in smart.teacher:
+            t.add_(torch.randn_like(t) * 0.05)
+
+    def loss(lam, mu):
+        smart.c = SmartConfig(lam=lam, mu=mu, eps=3e-2, sigma=3e-2, eta=1.0)  # a term well above float noise
+        torch.manual_seed(5)  # same dropout masks and noise in every call
+        return StepLoss(model, smart if (lam or mu) else None)([(task, batch, 1.0)]).item()
+
+    plain, r, b = loss(0.0, 0.0), loss(1.0, 0.0), loss(0.0, 1.0)
+    assert r - plain > 1e-7 and b - plain > 1e-7
+    assert loss(5.0, 2.0) - plain == pytest.approx(5.0 * (r - plain) + 2.0 * (b - plain), rel=1e-3, abs=1e-7)

@@ -1,6 +1,8 @@
 """walkless-tui: watch, launch, compare and probe runs.
 
-    walkless-tui [--runs-dir runs] [--data-dir DIR] [--encoder minilm-l6]
+    walkless-tui [--runs-dir runs] [--data-dir DIR] [--encoder minilm-l6] [--table2 PATH]
+
+``--table2`` opens straight on a Table 2 sweep (``walkless table2``): its ``table2.json`` or a folder holding it.
 
 The app only reads run folders (``core.runs``) and starts ``walkless train`` processes
 (``core.launch``); it never trains in its own process, so closing it leaves training running.
@@ -21,6 +23,7 @@ from textual.screen import Screen
 from core.demo import ensure_demo_data
 from core.launch import stop_run
 from core.runs import RunError
+from walkless_tui.runindex import find_table2
 from walkless_tui.screens.compare import CompareScreen
 from walkless_tui.screens.evaluate import EvaluateScreen
 from walkless_tui.screens.help import HelpScreen
@@ -28,6 +31,7 @@ from walkless_tui.screens.launch import LaunchScreen
 from walkless_tui.screens.monitor import MonitorScreen
 from walkless_tui.screens.runs import RunsScreen
 from walkless_tui.screens.score import ScoreScreen
+from walkless_tui.series import display_path
 
 STYLES = ["app", "runs", "launch", "monitor", "compare", "score", "evaluate"]
 
@@ -41,7 +45,7 @@ class WalklessApp(App):
     ]
 
     def __init__(self, runs_dir: str | Path = "runs", data_dir: str | Path | None = None,
-                 encoder: str = "minilm-l6"):
+                 encoder: str = "minilm-l6", table2: str | Path | None = None):
         super().__init__()
         self.runs_dir = Path(runs_dir).expanduser().absolute()
         if data_dir is None:
@@ -49,12 +53,15 @@ class WalklessApp(App):
         self.data_dir = Path(data_dir).expanduser().absolute()
         self.encoder = encoder
         self.focus_run: str | None = None  # a run the Runs screen should highlight when it appears
+        self.table2 = Path(table2).expanduser().absolute() if table2 is not None else None  # open on it
 
     def get_default_screen(self) -> Screen:
         return RunsScreen()
 
     def on_mount(self) -> None:
         self._warm_up()
+        if self.table2 is not None:
+            self.open_table2(self.table2)
 
     @work(thread=True, exit_on_error=False, name="importing torch")
     def _warm_up(self) -> None:
@@ -72,6 +79,18 @@ class WalklessApp(App):
 
     def open_compare(self, run_dirs: list[Path] | None = None) -> None:
         self.push_screen(CompareScreen(run_dirs or []))
+
+    def open_table2(self, path: Path | None = None) -> bool:
+        """Compare on a Table 2 sweep: ``path`` (default the runs folder) is its table2.json, the folder holding
+        it, a row folder in it, or a folder above it; a notification says where it looked when none is found."""
+        found, looked = find_table2(path if path is not None else self.runs_dir)
+        if found is None:
+            where = ", ".join(display_path(p) for p in looked)
+            self.notify(f"No table2.json found (looked for {where}). `walkless table2 --runs-dir DIR` writes one.",
+                        title="Table 2", severity="warning", timeout=10)
+            return False
+        self.push_screen(CompareScreen([], table2=found))
+        return True
 
     def open_score(self, run_dir: Path | None = None) -> None:
         self.push_screen(ScoreScreen(run_dir))
@@ -101,6 +120,8 @@ class WalklessApp(App):
         yield SystemCommand("Runs", "List every run (live)", self.go_runs)
         yield SystemCommand("Launch", "Start a new training run", self.open_launch)
         yield SystemCommand("Compare", "Overlay curves and Table 2 for chosen runs", self.open_compare)
+        yield SystemCommand("Table 2", "A `walkless table2` sweep (table2.json): our rows beside the report's",
+                            self.open_table2)
         yield SystemCommand("Score", "Score a sentence or a pair with a checkpoint", self.open_score)
         yield SystemCommand("Evaluate", "Confusion matrices, per-class F1, STS distributions", self.open_evaluate)
         yield SystemCommand("Help", "Keys and what each screen shows", self.action_help)
@@ -125,16 +146,26 @@ class WalklessApp(App):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="walkless-tui", description="Watch, launch, compare and probe walkless runs.")
-    p.add_argument("--runs-dir", default="runs", help="folder of run folders (default ./runs)")
+    p.add_argument("--runs-dir", default=None, help="folder of run folders (default ./runs, or the folder of "
+                                                    "--table2)")
     p.add_argument("--data-dir", default=None, help="CS224N data folder for launches and evaluation "
                                                     "(default: the demo data)")
     p.add_argument("--encoder", default="minilm-l6", help="default encoder of the launch form")
+    p.add_argument("--table2", default=None, metavar="PATH",
+                   help="open on a Table 2 sweep: its table2.json or the folder holding it (`walkless table2`)")
     return p
 
 
 def main(argv: list[str] | None = None) -> None:
-    a = build_parser().parse_args(argv)
-    WalklessApp(a.runs_dir, a.data_dir, a.encoder).run()
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    runs_dir, table2 = a.runs_dir, None
+    if a.table2 is not None:
+        table2, looked = find_table2(a.table2)
+        if table2 is None:
+            parser.error(f"--table2: no table2.json found (looked for {', '.join(map(str, looked))})")
+        runs_dir = runs_dir or table2.parent
+    WalklessApp(runs_dir or "runs", a.data_dir, a.encoder, table2=table2).run()
 
 
 if __name__ == "__main__":

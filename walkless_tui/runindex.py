@@ -65,6 +65,32 @@ class RunIndex:
         return sorted(runs, key=lambda r: r.started or 0, reverse=True)
 
 
+TABLE2 = "table2.json"
+
+
+def find_table2(path: str | Path) -> tuple[Path | None, list[Path]]:
+    """The ``table2.json`` of a Table 2 sweep (``walkless table2``) for ``path``: the file itself, or the one in
+    the folder, in the folder above it (``path`` is one of the sweep's row folders), or in a subfolder
+    (``runs/table2``, the sweep's default, under ``runs``; the newest when several). Returns the file or
+    None, and the places looked (for the message when none is found)."""
+    p = Path(path).expanduser().absolute()
+    if p.is_file():
+        return p, [p]
+    looked = [p / TABLE2, p.parent / TABLE2]
+    for candidate in looked:
+        if candidate.is_file():
+            return candidate, looked
+    looked.append(p / "*" / TABLE2)
+    found = []
+    if p.is_dir():
+        for candidate in p.glob(f"*/{TABLE2}"):
+            try:
+                found.append((candidate.stat().st_mtime, candidate))
+            except OSError:
+                continue
+    return (max(found)[1] if found else None), looked
+
+
 def unreadable(run_dir: Path, error: Exception) -> RunInfo:
     return RunInfo(path=run_dir, name=run_dir.name, state="failed",
                    message=f"{run_dir}: status.json or config.json has unexpected values ({error})")

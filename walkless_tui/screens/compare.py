@@ -1,4 +1,9 @@
-"""The Compare screen: chosen runs' curves of one metric, the report's Table 2, differing settings."""
+"""The Compare screen: chosen runs' curves of one metric, the report's Table 2, differing settings.
+
+Opened on a ``table2.json`` (``walkless table2``), its table is the sweep's: each row's numbers beside the
+report's, with the machine, settings and commands under it, re-read whenever the sweep rewrites the file;
+the curves are those of the rows' run folders (the folder holding ``table2.json``).
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,26 @@ from textual.widgets import DataTable, Footer, Header, Select, SelectionList, St
 from textual.widgets.selection_list import Selection
 
 from core.report import COLUMNS, ENCODER_NOTE, compare_rows
-from core.runs import RunInfo, read_metrics
+from core.runs import RunError, RunInfo, read_metrics
+from core.table2 import METRICS as SWEEP_METRICS
+from core.table2 import ROWS as SWEEP_ROWS
+from core.table2 import read_table2
 from walkless_tui.runindex import RunIndex
 from walkless_tui.screens.base import WalklessScreen
-from walkless_tui.series import config_differences, dev_series, ema, fmt_value, loss_series
+from walkless_tui.screens.runs import STATE_STYLE
+from walkless_tui.series import (
+    config_differences,
+    dev_series,
+    display_path,
+    ema,
+    fmt_duration,
+    fmt_value,
+    loss_series,
+)
 from walkless_tui.widgets.plots import CurvePlot
 
 LOSS_PREFIX = "loss: "
+UNREAD = ("not read yet",)  # table2.json's stamp before the first read (None: the file is missing)
 LOSS_SMOOTHING = 0.8
 
 
@@ -45,10 +63,101 @@ def curves(records: dict[str, list[dict]], metric: str) -> dict[str, tuple[list,
     return out
 
 
+def _number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_minilm(encoder: object) -> bool:
+    return str(encoder or "").lower().startswith(("minilm", "all-minilm"))
+
+
+def sweep_rows(table: dict) -> list[dict]:
+    return [r for r in table.get("rows") or [] if isinstance(r, dict) and r.get("row") is not None]
+
+
+def sweep_best(rows: list[dict]) -> dict[str, float | None]:
+    """Our best value per metric column, when two or more rows have one (a lone value is not marked)."""
+    best: dict[str, float | None] = {}
+    for k, _ in SWEEP_METRICS:
+        values = [r[k] for r in rows if _number(r.get(k))]
+        best[k] = max(values) if len(values) > 1 else None
+    return best
+
+
+def sweep_cell(ours: object, report: object, best: bool = False) -> Text:
+    """``0.493  (0.501)``: our value (★ when best in its column) beside the report's, dim."""
+    text = Text(justify="right")
+    if not _number(ours):
+        text.append("-    ")
+    elif best:
+        text.append(f"{ours:.3f}★", style="bold green")
+    else:
+        text.append(f"{ours:.3f} ")
+    text.append(f" ({report:.3f})" if _number(report) else " (-)", style="dim")
+    return text
+
+
+def sweep_seconds(ours: object, report: object) -> Text:
+    text = Text("-" if not _number(ours) else f"{ours:,.1f}", justify="right")
+    text.append(f" ({report:,.0f})" if _number(report) else " (-)", style="dim")
+    return text
+
+
+def sweep_cells(row: dict, best: dict[str, float | None]) -> tuple:
+    """The sweep table's cells for one row of ``table2.json``: row, the three metrics, s/epoch, epochs, state."""
+    rep = row.get("report") if isinstance(row.get("report"), dict) else {}
+    metrics = [sweep_cell(row.get(k), rep.get(k), best.get(k) is not None and row.get(k) == best[k])
+               for k, _ in SWEEP_METRICS]
+    done, total = row.get("epochs_done"), row.get("epochs")
+    epochs = "-" if done is None else (f"{done}/{total}" if total is not None else str(done))
+    state = str(row.get("state", "?"))
+    return (str(row["row"]), *metrics, sweep_seconds(row.get("seconds_per_epoch"), rep.get("seconds")),
+            Text(epochs, justify="right"), Text(state, style=STATE_STYLE.get(state, "dim")))
+
+
+def sweep_caption(table: dict) -> Text:
+    """What the sweep's numbers are, the settings, the machine, the commands, and the encoder caveat."""
+    settings = table.get("settings") if isinstance(table.get("settings"), dict) else {}
+    m = table.get("machine") if isinstance(table.get("machine"), dict) else {}
+    text = Text()
+    text.append("ours: each row's best checkpoint on the dev sets (single-task rows chosen by SST); (report): "
+                "BERT-base, 10 epochs, seconds per epoch on a GPU\n", style="dim")
+    shown = ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
+    if settings.get("data_dir") is None:
+        shown += ", demo data" if shown else "demo data"
+    text.append("settings: ", style="bold")
+    text.append(shown + "\n")
+    if m:
+        gpu = f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"
+        text.append("machine: ", style="bold")
+        text.append(f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, torch {m.get('torch', '?')} "
+                    f"(threads: {m.get('threads', '?')}){gpu}")
+        wall = table.get("wall_seconds")
+        if _number(wall):
+            text.append(f"; training wall time {fmt_duration(wall)}")
+        text.append("\n")
+    for command in table.get("commands") or []:
+        text.append("command: ", style="bold")
+        text.append(f"{command}\n")
+    if is_minilm(settings.get("encoder")):
+        text.append(ENCODER_NOTE, style="dim")
+    return text
+
+
 class CompareScreen(WalklessScreen):
-    def __init__(self, selected: list[Path]):
+    POLL_SECONDS = 2.0  # how often a Table 2 sweep's table2.json is checked for a rewrite
+
+    def __init__(self, selected: list[Path], table2: Path | None = None):
         super().__init__()
         self.selected = [Path(p) for p in selected]
+        # A Table 2 sweep: its table2.json (the table shown), its folder (the runs listed).
+        self.table2_path = Path(table2).absolute() if table2 is not None else None
+        self.sweep: dict | None = None  # the table2.json last read
+        self.sweep_reads = 0  # completed reads of table2.json (tests wait on it)
+        self._sweep_stamp: tuple | None = UNREAD
+        self._sweep_reading = False
+        self._row_runs: set[str] | None = None  # the row folders listed so far (None: not listed yet)
+        self._listed: dict[str, str] = {}  # run folder name -> its value in the runs list
         self.index: RunIndex | None = None
         self.records: dict[str, list[dict]] = {}
         self._cache: dict[Path, tuple[int, list[dict]]] = {}
@@ -66,17 +175,30 @@ class CompareScreen(WalklessScreen):
                 yield Select([], prompt="metric", id="compare-metric")
             with VerticalScroll(id="compare-main"):
                 yield CurvePlot("", "epoch", "", empty="choose runs and a metric", id="compare-plot")
-                yield Static("Table 2 layout: best dev value per run (★ best per column)", classes="section-title")
+                title = ("Table 2 sweep: ours (the report's) per row, its best dev checkpoint (★ best per column)"
+                         if self.table2_path else "Table 2 layout: best dev value per run (★ best per column)")
+                yield Static(title, classes="section-title", id="table2-title")
                 yield DataTable(id="table2", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="compare-note")
                 yield Static("hyperparameters that differ", classes="section-title")
                 yield DataTable(id="differences", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
+    @property
+    def runs_root(self) -> Path:
+        """The folder whose runs are listed: the sweep's folder for a Table 2 sweep, else the runs folder."""
+        return self.table2_path.parent if self.table2_path else self.wapp.runs_dir
+
     def on_mount(self) -> None:
-        self.sub_title = "compare"
-        self.index = RunIndex(self.wapp.runs_dir)
-        self._list_runs()
+        self.index = RunIndex(self.runs_root)
+        if self.table2_path is None:
+            self.sub_title = "compare"
+            self._list_runs()
+            return
+        self.sub_title = f"table 2 · {display_path(self.table2_path)}"
+        self.add_class("sweep")
+        self.poll_sweep()  # the runs are listed once the rows are known
+        self.set_interval(self.POLL_SECONDS, self.poll_sweep)
 
     @work(thread=True, exit_on_error=False, name="listing runs")
     def _list_runs(self) -> None:
@@ -86,13 +208,23 @@ class CompareScreen(WalklessScreen):
     def _show_runs(self, runs: list[RunInfo]) -> None:
         chosen = {p.resolve() for p in self.selected}
         box = self.query_one("#compare-runs", SelectionList)
+        first = not self._listed
+        if self.table2_path is not None:  # the report's row order
+            order = {name.replace("+", "_"): i for i, name in enumerate(SWEEP_ROWS)}
+            runs = sorted(runs, key=lambda r: (order.get(r.name, len(order)), r.name))
         box.clear_options()
-        box.add_options([Selection(f"{r.name}  [dim]{r.variant} · {r.state}[/]", str(r.path),
-                                   r.path.resolve() in chosen) for r in runs])
-        if not runs:
+        box.add_options([Selection(self._run_label(r), str(r.path), r.path.resolve() in chosen) for r in runs])
+        self._listed = {r.name: str(r.path) for r in runs}
+        if not runs and self.table2_path is None:
             self.notify("No runs to compare yet.", severity="warning")
-        box.focus()
+        if first:
+            box.focus()
         self.reload()
+
+    def _run_label(self, run: RunInfo) -> str:
+        if self.table2_path is not None and run.name == run.variant.replace("+", "_"):  # a sweep's row: its name
+            return f"{run.variant}  [dim]{run.state}[/]"
+        return f"{run.name}  [dim]{run.variant} · {run.state}[/]"
 
     @on(SelectionList.SelectedChanged, "#compare-runs")
     def reload(self) -> None:
@@ -136,9 +268,99 @@ class CompareScreen(WalklessScreen):
             if choices:
                 select.value = current if current in choices else choices[0]
         self._plot()
-        self._table2()
+        if self.table2_path is None:
+            self._table2()
         self._differences()
         self.updates += 1
+
+    # --- a Table 2 sweep (table2.json) -------------------------------------------------------------
+    def poll_sweep(self) -> None:
+        """Re-read table2.json when it changed (the sweep rewrites it after every row); from the timer."""
+        if self.table2_path is not None and not self._sweep_reading:
+            self._sweep_reading = True
+            self._read_sweep(self.table2_path)
+
+    @work(thread=True, exit_on_error=False, name="reading table2.json")
+    def _read_sweep(self, path: Path) -> None:
+        try:
+            try:
+                st = os.stat(path)
+                stamp: tuple | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except OSError:
+                stamp = None
+            if stamp == self._sweep_stamp:
+                return  # unchanged (and an unreadable file is reported once, not every poll)
+            self._sweep_stamp = stamp
+            if stamp is None:
+                data, error = None, f"{path}: no such file (`walkless table2` writes it after its first row)"
+            else:
+                try:
+                    data, error = read_table2(path), None
+                except RunError as e:
+                    data, error = None, str(e)
+        finally:
+            self._sweep_reading = False
+        self.from_thread(self._sweep_read, data, error)
+
+    def _sweep_read(self, data: dict | None, error: str | None) -> None:
+        self.sweep_reads += 1
+        if data is None:
+            self.notify(error or "table2.json could not be read", title="Table 2", severity="error", timeout=8)
+            if self.sweep is None:
+                self.query_one("#compare-note", Static).update(Text(error or "", style="red"))
+            if self._row_runs is None:
+                self._row_runs = set()
+                self._list_runs()
+            return
+        self.sweep = data
+        self._show_sweep()
+        rows = {str(r["run"]) for r in sweep_rows(data) if r.get("state") != "not run" and r.get("run")}
+        if rows != self._row_runs:  # a row started: list it, chosen for the curves
+            box = self.query_one("#compare-runs", SelectionList)
+            chosen = self.selected if self._row_runs is None else [Path(v) for v in box.selected]
+            self.selected = chosen + [self.runs_root / name for name in sorted(rows - (self._row_runs or set()))]
+            self._row_runs = rows
+            self._list_runs()
+        else:
+            self.reload()  # new epochs in the chosen runs' curves
+
+    def _show_sweep(self) -> None:
+        assert self.sweep is not None
+        rows = sweep_rows(self.sweep)
+        table = self.query_one("#table2", DataTable)
+        cursor = table.cursor_row
+        table.clear(columns=True)
+        table.add_column("row", key="row")
+        for key, header in SWEEP_METRICS:
+            table.add_column(header, key=key)
+        table.add_column("s/epoch", key="seconds")
+        table.add_column("epochs", key="epochs")
+        table.add_column("state", key="state")
+        best = sweep_best(rows)
+        seen = set()
+        for r in rows:
+            key = str(r["row"])
+            if key not in seen:
+                seen.add(key)
+                table.add_row(*sweep_cells(r, best), key=key)
+        if rows and cursor:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
+        note = sweep_caption(self.sweep)
+        if not rows:
+            note = Text("No rows in table2.json yet.\n", style="dim") + note
+        self.query_one("#compare-note", Static).update(note)
+
+    @on(DataTable.RowSelected, "#table2")
+    def _sweep_row_chosen(self, event: DataTable.RowSelected) -> None:
+        """Enter on a sweep row: add its run to the curves, or take it away."""
+        if self.sweep is None:
+            return
+        row = next((r for r in sweep_rows(self.sweep) if str(r["row"]) == event.row_key.value), None)
+        value = self._listed.get(str(row.get("run"))) if row else None
+        if value is None:
+            self.notify(f"Row {event.row_key.value} has no run folder yet.", severity="warning")
+            return
+        self.query_one("#compare-runs", SelectionList).toggle(value)
 
     # --- showing ------------------------------------------------------------------------------------
     def _plot(self) -> None:
@@ -175,8 +397,7 @@ class CompareScreen(WalklessScreen):
             sec = r.get("seconds")
             table.add_row(r["name"], r["variant"], *cells,
                           Text("-" if sec is None else f"{sec:,.1f}", justify="right"), key=r["name"])
-        encoders = {str(r["config"].get("encoder", "")).lower() for r in self.rows}
-        note = ENCODER_NOTE if any(e.startswith(("minilm", "all-minilm")) for e in encoders) else ""
+        note = ENCODER_NOTE if any(is_minilm(r["config"].get("encoder")) for r in self.rows) else ""
         if not self.rows:
             note = "Choose runs on the left (space)."
         self.query_one("#compare-note", Static).update(Text(note, style="dim"))

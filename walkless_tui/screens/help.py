@@ -22,6 +22,7 @@ folder (`--runs-dir`), so runs started from the command line (`walkless train`) 
 | `n` | launch a new run |
 | `space` | mark / unmark a run for comparison |
 | `c` | compare the marked runs |
+| `t` | Table 2: open the `walkless table2` sweep of the runs folder (its `table2.json`) |
 | `s` / `e` | score text / evaluate with the run's checkpoint |
 | `x` | stop the run (it ends after its current step, state *stopped*) |
 | `r` | resume a stopped or failed run from its last checkpoint |
@@ -41,6 +42,12 @@ the tail of `train.log`. `x` stops the run.
 ## Compare
 Choose runs on the left and a metric: overlaid curves, the report's Table 2 (best per column marked ★),
 and the hyperparameters that differ between the runs.
+
+Opened on a Table 2 sweep (`t` on Runs, "Table 2" in the palette, or `walkless-tui --table2 PATH`), the
+table is the sweep's `table2.json`: per row our SST / Quora / STS dev numbers beside the report's
+(in brackets), seconds per epoch (ours, the report's on a GPU), epochs done and state, with the settings,
+machine and commands under it; it refreshes when the sweep rewrites the file. The rows' runs are chosen
+for the curves; `enter` on a row adds or removes its run.
 
 ## Score
 Load a checkpoint (a run's best, or any checkpoint folder), then type a sentence (five sentiment

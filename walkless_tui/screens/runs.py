@@ -75,6 +75,7 @@ class RunsScreen(WalklessScreen):
         Binding("n", "launch", "New run"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
+        Binding("t", "table2", "Table 2"),
         Binding("s", "score", "Score"),
         Binding("e", "evaluate", "Evaluate"),
         Binding("x", "stop", "Stop run"),
@@ -267,6 +268,9 @@ class RunsScreen(WalklessScreen):
         if len(names) < 2 and (run := self.current_run()) and run.name not in names:
             names.append(run.name)
         self.wapp.open_compare([self.wapp.runs_dir / n for n in names])
+
+    def action_table2(self) -> None:
+        self.wapp.open_table2()
 
     def action_score(self) -> None:
         run = self.current_run()

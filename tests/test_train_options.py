@@ -1,0 +1,124 @@
+"""Training options from the report's code and beyond it: rrobin's fixed subset, gradient clipping, the
+learning-rate schedule, and single-task runs evaluated on every dev set."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+
+from core.cli import main
+from core.config import TrainConfig
+from core.runs import read_metrics
+from core.schedules import make_plan
+from core.train import Trainer, lr_factor, prepare
+
+LENGTHS = {"sst": [5] * 50, "para": [7] * 90, "sts": [6] * 20}
+
+
+def used(plan, task):
+    return {i for it in plan for t, idx in it if t == task for i in idx}
+
+
+def test_rrobin_fixed_subset_is_the_same_every_epoch_and_as_large_as_the_smallest_task():
+    rng = random.Random(0)
+    plans = [make_plan("rrobin", LENGTHS, 4, e, rng, seed=7) for e in (1, 2, 3)]
+    for task in LENGTHS:
+        sets = [used(p, task) for p in plans]
+        assert sets[0] == sets[1] == sets[2] and len(sets[0]) == 20  # floor(20 / 4) * 4 unique examples
+    assert [it[0][1] for it in plans[0]] != [it[0][1] for it in plans[1]]  # reshuffled each epoch
+    other_seed = make_plan("rrobin", LENGTHS, 4, 1, random.Random(0), seed=8)
+    assert used(other_seed, "para") != used(plans[0], "para")
+
+
+def test_rrobin_fresh_subset_draws_anew_each_epoch():
+    rng = random.Random(0)
+    a, b = (make_plan("rrobin", LENGTHS, 4, e, rng, rrobin_subset="fresh") for e in (1, 2))
+    assert used(a, "para") != used(b, "para")
+    with pytest.raises(ValueError, match="fixed or fresh"):
+        make_plan("rrobin", LENGTHS, 4, 1, rng, rrobin_subset="half")
+
+
+def test_rrobin_pre_uses_the_subset_after_its_full_quora_pass():
+    plan = make_plan("rrobin-pre", LENGTHS, 4, 1, random.Random(0), seed=1)
+    pre = [it for it in plan if len(it) == 1]
+    assert used(pre, "para") == set(range(90))
+    assert len(used([it for it in plan if len(it) == 3], "para")) == 20
+
+
+def test_lr_factor_warmup_then_linear_decay_to_zero():
+    f = [lr_factor(s, 100, 0.1, "linear") for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and f[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
+    assert f[99] == pytest.approx(1 / 90)
+    assert [lr_factor(s, 100, 0.0, "constant") for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="constant or linear"):
+        lr_factor(50, 100, 0.0, "cosine")
+
+
+def make_trainer(tiny_encoder, demo_data, tmp_path, **kw) -> Trainer:
+    torch.manual_seed(0)
+    c = TrainConfig(variant=kw.pop("variant", "rrobin"), encoder=str(tiny_encoder), data_dir=str(demo_data),
+                    runs_dir=str(tmp_path), max_train=24, max_dev=8, batch_size=4, lr=1e-3, seed=0, log_every=1000,
+                    **kw)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    return Trainer(prepare(c), run_dir)
+
+
+def record_steps(trainer: Trainer) -> list[dict]:
+    """Wrap the optimizer step to record the learning rate and the gradient norm it is given."""
+    seen, step = [], trainer.opt.step
+
+    def recording(*a, **k):
+        g = torch.stack([p.grad.norm() for p in trainer.params if p.grad is not None]).norm().item()
+        seen.append({"lr": trainer.opt.param_groups[0]["lr"], "grad_norm": g})
+        return step(*a, **k)
+
+    trainer.opt.step = recording
+    return seen
+
+
+def test_linear_schedule_follows_the_plan_to_its_last_step(tiny_encoder, demo_data, tmp_path):
+    t = make_trainer(tiny_encoder, demo_data, tmp_path, epochs=2, lr_schedule="linear", warmup=0.2)
+    seen = record_steps(t)
+    t.fit()
+    assert t.step == t.total_steps == len(seen) == 2 * 6 * 3  # 2 epochs x floor(24/4) iterations x 3 tasks
+    lrs = [s["lr"] for s in seen]
+    n_warm = int(0.2 * len(lrs))
+    assert lrs[0] == pytest.approx(1e-3 / n_warm) and lrs[n_warm] == pytest.approx(1e-3)
+    assert lrs[-1] == pytest.approx(1e-3 / (len(lrs) - n_warm))
+
+
+@pytest.mark.parametrize("clip", [0.05, 0.0])
+def test_gradient_clipping(tiny_encoder, demo_data, tmp_path, clip):
+    t = make_trainer(tiny_encoder, demo_data, tmp_path, epochs=1, clip_grad=clip, dropout=0.1)
+    seen = record_steps(t)
+    t.fit()
+    norms = [s["grad_norm"] for s in seen]
+    if clip:
+        assert max(norms) <= clip * 1.001
+    else:
+        assert max(norms) > 0.05  # unclipped gradients are larger than the clip above
+
+
+def test_smart_clips_at_one_by_default_as_the_reports_code():
+    assert TrainConfig().grad_clip_norm(smart=True) == 1.0
+    assert TrainConfig().grad_clip_norm(smart=False) is None
+    assert TrainConfig(clip_grad=0).grad_clip_norm(smart=True) is None
+    assert TrainConfig(clip_grad=2.5).grad_clip_norm(smart=False) == 2.5
+
+
+def test_single_task_eval_all_reports_every_dev_set_and_keeps_the_best_by_its_task(tiny_encoder, tmp_path):
+    runs = tmp_path / "runs"
+    assert main(["train", "--variant", "finetune", "--task", "sst", "--eval-all", "--encoder", str(tiny_encoder),
+                 "--runs-dir", str(runs), "--name", "ft", "--epochs", "2", "--batch-size", "8", "--max-train", "16",
+                 "--max-dev", "8", "--lr", "1e-3", "--threads", "1"]) == 0
+    epochs = [r for r in read_metrics(runs / "ft") if r["kind"] == "epoch"]
+    assert all({"sst/acc", "para/acc", "sts/pearson"} <= set(r["dev"]) for r in epochs)
+    best = json.loads((runs / "ft" / "best.json").read_text())
+    assert best["score"] == max(r["dev"]["sst/acc"] for r in epochs)  # SST alone picks the best checkpoint
+    steps = {r["task"] for r in read_metrics(runs / "ft") if r["kind"] == "step"}
+    assert steps == {"sst"}  # the other heads are only evaluated, never trained
