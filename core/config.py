@@ -71,6 +71,20 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def validate(self) -> TrainConfig:
+        """Raise a ``ValueError`` naming the first option out of range (before any run folder is made)."""
+        checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("lr", self.lr is None or self.lr > 0, "positive"),
+                  ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
+                  ("encoder_dropout", self.encoder_dropout is None or 0 <= self.encoder_dropout < 1, "in [0, 1)"),
+                  ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
+                  ("lr_schedule", self.lr_schedule in ("constant", "linear"), "constant or linear"),
+                  ("rrobin_subset", self.rrobin_subset in ("fixed", "fresh"), "fixed or fresh")]
+        for name, ok, what in checks:
+            if not ok:
+                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be {what}")
+        return self
+
     def grad_clip_norm(self, smart: bool) -> float | None:
         """The max gradient norm to clip at, or None: ``clip_grad``, else 1.0 under SMART as the report's code."""
         if self.clip_grad is None:

@@ -46,6 +46,7 @@ def write_bytes_atomic(path: Path, chunks: list[bytes]) -> None:
     sees the old file or the new one, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from a teammate's app
         with os.fdopen(fd, "wb") as f:
             f.writelines(chunks)
             f.flush()
@@ -54,6 +55,20 @@ def write_bytes_atomic(path: Path, chunks: list[bytes]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (another thread could create a
+    file while ``os.umask`` has it set to 0)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_json(path: Path, default: Any = None) -> Any:

@@ -128,6 +128,7 @@ class Setup:
 
 def prepare(config: TrainConfig) -> Setup:
     """Parse the variant, find encoder and data, tokenize every split once."""
+    config.validate()
     variant = parse_variant(config.variant)
     if not variant.multitask and config.task not in TASKS:
         raise ValueError(f"--task {config.task!r}: choose from {', '.join(TASKS)}")
@@ -289,6 +290,8 @@ class Trainer:
         self.epoch_done = True  # False while self.epoch is under way
         self.next_iteration = 0  # position in self.epoch_plan
         self.epoch_plan: Plan = []
+        self.epoch_seconds = 0.0  # training seconds of the unfinished epoch before a resume
+        self.epoch_started = time.time()
         self.saved_step = 0
         self.best = float("-inf")
         self.stop_requested = False
@@ -376,7 +379,7 @@ class Trainer:
             self.epoch_plan = self.plan(epoch)
         self.model.train()
         plan, start = self.epoch_plan, self.next_iteration
-        t0 = time.time()
+        self.epoch_started = time.time() - self.epoch_seconds  # a resumed epoch keeps its time before the stop
         total = self.step - plan_steps(plan[:start]) + plan_steps(plan) * (self.c.epochs - epoch + 1)
         for i in range(start, len(plan)):
             self.iteration(plan[i])
@@ -394,7 +397,8 @@ class Trainer:
                   and i < len(plan) - 1):  # the epoch end saves anyway
                 self.checkpoint(None)
         self.flush_losses()
-        seconds = time.time() - t0
+        seconds = time.time() - self.epoch_started
+        self.epoch_seconds = 0.0
         dev, reports = evaluate(self.model, self.s.dev, self.c.eval_batch_size, self.device)
         self.metrics.write("epoch", epoch=epoch, step=self.step, seconds=round(seconds, 3), dev=dev)
         for r in reports.values():
@@ -421,6 +425,7 @@ class Trainer:
             "optimizer": self.opt.state_dict(),
             "smart": self.smart.state_dict() if self.smart is not None else None,
             "plan": None if self.epoch_done else encode_plan(self.epoch_plan, self.s.tasks),
+            "epoch_seconds": 0.0 if self.epoch_done else time.time() - self.epoch_started,
         }
         tensors: dict[str, torch.Tensor] = {}
         return tensors, pack_state(state, "state", tensors)
@@ -430,6 +435,7 @@ class Trainer:
         self.step = self.saved_step = int(state["step"])
         self.epoch, self.epoch_done = int(state["epoch"]), bool(state["epoch_done"])
         self.next_iteration, self.best = int(state["next_iteration"]), float(state["best"])
+        self.epoch_seconds = float(state.get("epoch_seconds") or 0.0)
         self.rng.setstate(state["rng"])
         random.setstate(state["python_random"])
         try:

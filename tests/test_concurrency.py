@@ -109,3 +109,19 @@ def test_metrics_readers_skip_a_torn_last_line_and_resume_cleans_it(tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2, 3]
     assert drop_metrics_after(tmp_path, 2) == 2  # step 3 (redone after the checkpoint) and the torn line
     assert (tmp_path / "metrics.jsonl").read_text() == "\n".join(lines[:2]) + "\n"
+
+
+def test_atomic_json_gets_the_mode_the_umask_gives(tmp_path):
+    """A shared runs folder: JSON written atomically is as readable as metrics.jsonl, not mkstemp's 0600."""
+    import os
+
+    from core.runs import write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "status.json", {"state": "running"})
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+        assert (tmp_path / "status.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from killable import run_and_kill
 
+from core.checkpoint import read_trainer_state
 from core.cli import main
 from core.runs import RunError, read_metrics
 from core.table2 import REPORT_TABLE2, Table2Config, read_table2, row_config
@@ -58,9 +59,13 @@ def test_table_has_our_rows_and_the_reports(uninterrupted):
 def test_killed_mid_row_then_run_again_matches_the_uninterrupted_sweep(uninterrupted, tiny_encoder, tmp_path):
     runs = tmp_path / "runs"
     run_and_kill("step", 5, args(tiny_encoder, runs), tmp_path)  # rrobin, epoch 1; its checkpoint is step 3
-    assert json.loads((runs / "rrobin" / "last.json").read_text())["step"] == 3
-    assert not (runs / "finetune").exists()
+    last = json.loads((runs / "rrobin" / "last.json").read_text())
+    assert last["step"] == 3 and not (runs / "finetune").exists()
+    before_stop = read_trainer_state(runs / "rrobin" / last["path"])["epoch_seconds"]
+    assert before_stop > 0
     assert main(args(tiny_encoder, runs)) == 0
+    first = next(r for r in read_metrics(runs / "rrobin") if r["kind"] == "epoch")
+    assert first["seconds"] >= before_stop  # the resumed epoch counts its time before the kill
     for row in ("rrobin", "finetune"):
         got, ref = losses(runs / row), losses(uninterrupted / row)
         assert [(s, t) for s, t, _ in got] == [(s, t) for s, t, _ in ref]

@@ -122,3 +122,12 @@ def test_single_task_eval_all_reports_every_dev_set_and_keeps_the_best_by_its_ta
     assert best["score"] == max(r["dev"]["sst/acc"] for r in epochs)  # SST alone picks the best checkpoint
     steps = {r["task"] for r in read_metrics(runs / "ft") if r["kind"] == "step"}
     assert steps == {"sst"}  # the other heads are only evaluated, never trained
+
+
+@pytest.mark.parametrize("flag,value,msg", [("--epochs", "-1", "--epochs -1: must be at least 1"),
+                                            ("--dropout", "1.5", "--dropout 1.5: must be in [0, 1)"),
+                                            ("--warmup", "1", "--warmup 1.0: must be in [0, 1)")])
+def test_options_out_of_range_are_refused_before_a_run_exists(tmp_path, capsys, flag, value, msg):
+    assert main(["train", "--runs-dir", str(tmp_path / "runs"), flag, value]) == 1
+    assert msg in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
