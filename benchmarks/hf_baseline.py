@@ -2,8 +2,8 @@
 transformers script, the way a user would: the baseline of the end-to-end comparison (benchmarks/e2e.py).
 
 Same encoder (the packaged all-MiniLM-L6-v2 unless --encoder), same head (mean pooling over real tokens,
-dropout 0.3, a linear layer), same hyperparameters (AdamW, lr 1e-5, no weight decay, dropout 0.3 in the
-encoder), same data and epochs; then dev accuracy, and the model saved. Batches come in file order and
+dropout 0.3, a linear layer), same hyperparameters (AdamW, lr 1e-5, no weight decay, the encoder's own
+dropout from its config unless --encoder-dropout), same data and epochs; then dev accuracy, and the model saved. Batches come in file order and
 are padded by the tokenizer, attention is sdpa. Run it from anywhere:
 
     python benchmarks/hf_baseline.py --data-dir ../shared/data
@@ -45,7 +45,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-5)
-    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--dropout", type=float, default=0.3, help="the head's dropout")
+    p.add_argument("--encoder-dropout", type=float, default=None, help="default: the encoder config's")
     p.add_argument("--max-train", type=int, default=None, help="only the first N training sentences")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="hf-baseline-model")
@@ -59,7 +60,9 @@ def main() -> None:
     torch.manual_seed(0)
 
     tokenizer = BertTokenizerFast.from_pretrained(a.encoder)
-    bert = BertModel.from_pretrained(a.encoder, attn_implementation="sdpa", hidden_dropout_prob=a.dropout)
+    p = a.encoder_dropout
+    bert = BertModel.from_pretrained(a.encoder, attn_implementation="sdpa", **({} if p is None else {
+        "hidden_dropout_prob": p, "attention_probs_dropout_prob": p}))
     head = nn.Linear(bert.config.hidden_size, 5)
     dropout = nn.Dropout(a.dropout)
     optimizer = torch.optim.AdamW(list(bert.parameters()) + list(head.parameters()), lr=a.lr, weight_decay=0.0)

@@ -157,8 +157,8 @@ class PlainLoop:
         hf_logging.disable_progress_bar()
         self.texts, self.labels, self.pooling = texts, labels, pooling
         self.tok = BertTokenizerFast.from_pretrained(str(encoder_dir))
-        self.bert = HFBertModel.from_pretrained(str(encoder_dir), attn_implementation="sdpa",
-                                                hidden_dropout_prob=dropout)
+        # the encoder's own dropout, as ours (TrainConfig.encoder_dropout None); ``dropout`` is the head's
+        self.bert = HFBertModel.from_pretrained(str(encoder_dir), attn_implementation="sdpa")
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(self.bert.config.hidden_size, num_classes)
         self.head.load_state_dict(head_state)

@@ -68,6 +68,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rrobin-subset", choices=["fixed", "fresh"], default=d.rrobin_subset,
                    help="rrobin's examples: fixed (default, the report's code: one subset of iterations x batch "
                         "per task for the whole run) or fresh (a new subset every epoch)")
+    p.add_argument("--pair-input", choices=["bi", "cross"], default=d.pair_input,
+                   help="pair tasks: bi (default, the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "
+                        "cross (one sequence [CLS] a [SEP] b [SEP] per pair, linear heads)")
     p.add_argument("--eval-all", action="store_true",
                    help="single-task variants: also evaluate the other tasks' dev sets with untrained heads "
                         "(the report's Table 2)")
@@ -121,6 +124,7 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
         name=a.name, epochs=a.epochs if a.epochs is not None else TrainConfig.epochs, batch_size=a.batch_size,
         lr=a.lr, seed=a.seed, dropout=a.dropout, encoder_dropout=a.encoder_dropout, clip_grad=a.clip_grad,
         lr_schedule=a.lr_schedule, warmup=a.warmup, rrobin_subset=a.rrobin_subset, eval_all=a.eval_all,
+        pair_input=a.pair_input,
         pooling=a.pooling, max_length=a.max_length, per_task_step=not a.summed_step, temperature=a.temperature,
         pre_epochs=a.pre_epochs, max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps,
         log_every=a.log_every, checkpoint_every=a.checkpoint_every, keep_last=a.keep_last, device=a.device,

@@ -49,6 +49,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant" (the report) or "linear" (decay to 0 at the last step)
     warmup: float = 0.0  # fraction of all steps with a linear warmup from 0
     rrobin_subset: str = "fixed"  # rrobin: "fixed" subset drawn once per run (the report's code) or "fresh" per epoch
+    pair_input: str = "bi"  # "bi": [u, v, |u - v|] and cosine (the report); "cross": one sequence per pair
     eval_all: bool = False  # single-task variants: evaluate every multitask dev set (the report's Table 2)
     per_task_step: bool = True  # one optimizer step per task in turn (the report); False: one summed step
     temperature: float = 5.0  # annealed sampling: final T of p_t ∝ n_t^(1/T) (T goes 1 -> this; 5 = BERT-and-PALs)
@@ -79,7 +80,8 @@ class TrainConfig:
                   ("encoder_dropout", self.encoder_dropout is None or 0 <= self.encoder_dropout < 1, "in [0, 1)"),
                   ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
                   ("lr_schedule", self.lr_schedule in ("constant", "linear"), "constant or linear"),
-                  ("rrobin_subset", self.rrobin_subset in ("fixed", "fresh"), "fixed or fresh")]
+                  ("rrobin_subset", self.rrobin_subset in ("fixed", "fresh"), "fixed or fresh"),
+                  ("pair_input", self.pair_input in ("bi", "cross"), "bi or cross")]
         for name, ok, what in checks:
             if not ok:
                 raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be {what}")

@@ -210,7 +210,8 @@ def load_task(data_dir: str | Path, task: str, split: str, tokenizer, max_length
 
 @dataclass
 class Batch:
-    """Padded tensors for one batch. Pair tasks stack both sides: rows [0, B) are u, rows [B, 2B) are v."""
+    """Padded tensors for one batch. Pair tasks stack both sides: rows [0, B) are u, rows [B, 2B) are v;
+    cross-encoded pairs are one row each, ``[CLS] a [SEP] b [SEP]``, with ``token_type_ids`` 1 on b."""
 
     task: str
     input_ids: torch.Tensor  # (N, T), N = B or 2B
@@ -218,6 +219,7 @@ class Batch:
     labels: torch.Tensor | None  # (B,)
     index: list[int]  # positions in the TaskData
     n_tokens: int  # non-padding tokens
+    token_type_ids: torch.Tensor | None = None  # (N, T), cross-encoded pairs only
 
     @property
     def size(self) -> int:
@@ -225,8 +227,9 @@ class Batch:
 
     def to(self, device: torch.device | str) -> Batch:
         lab = None if self.labels is None else self.labels.to(device, non_blocking=True)
+        types = None if self.token_type_ids is None else self.token_type_ids.to(device, non_blocking=True)
         return Batch(self.task, self.input_ids.to(device, non_blocking=True),
-                     self.attention_mask.to(device, non_blocking=True), lab, self.index, self.n_tokens)
+                     self.attention_mask.to(device, non_blocking=True), lab, self.index, self.n_tokens, types)
 
 
 def _pad(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -238,13 +241,27 @@ def _pad(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-def collate(data: TaskData, index: list[int]) -> Batch:
-    """Pad one batch to its own longest sequence."""
+def cross_sequence(a: list[int], b: list[int], max_length: int = MAX_LENGTH) -> tuple[list[int], list[int]]:
+    """Two tokenized sentences (each ``[CLS] ... [SEP]``) -> ``[CLS] a [SEP] b [SEP]`` and its segment ids (0 on
+    a, 1 on b), cut to ``max_length`` keeping the final [SEP]."""
+    ids, types = a + b[1:], [0] * len(a) + [1] * (len(b) - 1)
+    if len(ids) > max_length:
+        ids, types = ids[: max_length - 1] + ids[-1:], types[: max_length - 1] + types[-1:]
+    return ids, types
+
+
+def collate(data: TaskData, index: list[int], cross: bool = False) -> Batch:
+    """Pad one batch to its own longest sequence; ``cross`` puts both sentences of a pair in one sequence."""
+    labels = None if data.labels is None else data.labels[index]
+    if cross and data.tokens_b is not None:
+        pairs = [cross_sequence(data.tokens_a[i], data.tokens_b[i]) for i in index]
+        ids, mask = _pad([p for p, _ in pairs])
+        types, _ = _pad([t for _, t in pairs])
+        return Batch(data.task, ids, mask, labels, list(index), int(mask.sum()), types)
     seqs = [data.tokens_a[i] for i in index]
     if data.tokens_b is not None:
         seqs += [data.tokens_b[i] for i in index]  # one forward pass for both sides of every pair
     ids, mask = _pad(seqs)
-    labels = None if data.labels is None else data.labels[index]
     return Batch(data.task, ids, mask, labels, list(index), sum(len(s) for s in seqs))
 
 

@@ -46,7 +46,7 @@ def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device:
                                                           zip(data.tokens_a, data.tokens_b, strict=True)]
     with frozen(model):
         for idx in batch_indices(lengths, batch_size, shuffle=False, bucket=True):
-            batch = collate(data, idx).to(device)
+            batch = collate(data, idx, model.heads.cross).to(device)
             with torch.autocast(torch.device(device).type, dtype=autocast_dtype,
                                 enabled=autocast_dtype is not None):
                 o = model(batch)

@@ -9,6 +9,11 @@
   ``[u, v, |u - v|, u * v / (|u| |v| + eps)]``, a linear layer with LeakyReLU, dropout, one linear output
   per task.
 
+Beyond the report, ``pair_input="cross"`` encodes a pair as one sequence ``[CLS] a [SEP] b [SEP]`` (segment
+ids 0 and 1), as a cross-encoder does: both pair heads are then dropout + one linear output on that pair's
+embedding (STS starting at 2.5, the middle of the scale). Slower to score many pairs against each other, but the
+sentences attend to each other.
+
 ``HeadConfig.dropout`` is the heads' dropout only; the encoder keeps the dropout of its own config.
 Outputs per task: ``classify`` -> logits (B, C); ``binary`` -> one logit (B,); ``regress`` -> score (B,).
 """
@@ -32,6 +37,11 @@ class HeadConfig:
     dropout: float = 0.3
     rlayer: bool = False
     eps: float = 1e-8
+    pair_input: str = "bi"  # "bi": u and v encoded apart (the report); "cross": one sequence per pair
+
+    @property
+    def cross(self) -> bool:
+        return self.pair_input == "cross"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -87,7 +97,17 @@ class MultitaskBert(nn.Module):
             self.sst_classifier = nn.Linear(C, TASKS["sst"].num_classes)
         if "cfimdb" in heads.tasks:
             self.cfimdb_classifier = nn.Linear(C, TASKS["cfimdb"].num_classes)
-        if heads.rlayer:
+        if heads.pair_input not in ("bi", "cross"):
+            raise ValueError(f"pair input {heads.pair_input!r}: choose bi or cross")
+        if heads.cross and heads.rlayer:
+            raise ValueError("+rlayer needs the sentence embeddings u and v: use it with pair input bi")
+        if heads.cross:
+            if "para" in heads.tasks:
+                self.para_classifier = nn.Linear(C, 1)
+            if "sts" in heads.tasks:
+                self.sts_regressor = nn.Linear(C, 1)
+                nn.init.constant_(self.sts_regressor.bias, 2.5)
+        elif heads.rlayer:
             self.relational = RelationalLayer(C)
             self.para_out = nn.Linear(C, 1)
             self.sts_out = nn.Linear(C, 1)
@@ -101,7 +121,7 @@ class MultitaskBert(nn.Module):
 
     def embed(self, batch: Batch) -> torch.Tensor:
         """Token ids -> embedding-layer output (N, T, C), the input SMART perturbs."""
-        return self.bert.embed(batch.input_ids)
+        return self.bert.embed(batch.input_ids, batch.token_type_ids)
 
     def head(self, task: str, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Embedding-layer output (N, T, C) -> the task's output (see the module docstring)."""
@@ -116,6 +136,9 @@ class MultitaskBert(nn.Module):
         encoder pass (scoring a pair for paraphrase and similarity)."""
         if task in ("sst", "cfimdb"):
             return getattr(self, f"{task}_classifier")(self.dropout(x))
+        if self.heads.cross:  # x: one embedding per pair (B, C)
+            head = self.para_classifier if task == "para" else self.sts_regressor
+            return head(self.dropout(x)).squeeze(-1)
         u, v = x.chunk(2)  # pair tasks stack both sides: (B, C) each, never dropped out one by one
         if self.heads.rlayer:
             r = self.relational(self.dropout(pair_features(u, v, self.heads.eps)))  # (B, C)

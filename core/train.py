@@ -159,7 +159,7 @@ def build_model(s: Setup, device: torch.device) -> MultitaskBert:
     bert = load_pretrained(s.encoder_dir, **({} if p is None else
                                              {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}))
     heads = HeadConfig(tasks=s.eval_tasks or s.tasks, pooling=c.pooling or default_pooling(s.encoder_dir),
-                       dropout=c.dropout, rlayer=s.variant.rlayer)
+                       dropout=c.dropout, rlayer=s.variant.rlayer, pair_input=c.pair_input)
     model = MultitaskBert(bert, heads)
     if s.variant.base == "pretrain":
         model.freeze_encoder()
@@ -312,7 +312,7 @@ class Trainer:
         items = []
         for task, idx in steps:
             mine, weight = shard(idx, self.dist)
-            items.append((task, collate(self.s.train[task], mine).to(self.device), weight))
+            items.append((task, collate(self.s.train[task], mine, self.model.heads.cross).to(self.device), weight))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.c.autocast == "bf16"):
             return self.step_loss(items)
 
