@@ -195,10 +195,30 @@ def lr_factor(step: int, total: int, warmup: float, schedule: str) -> float:
     return 1.0
 
 
+def layer_depth(name: str, n_layers: int) -> int:
+    """Depth of a parameter for layer-wise lr decay: embeddings 0, encoder layer i at i + 1, the rest (pooler,
+    heads) n_layers + 1."""
+    if name.startswith("bert.embeddings."):
+        return 0
+    if name.startswith("bert.encoder.layer."):
+        return int(name.split(".")[3]) + 1
+    return n_layers + 1
+
+
 def make_optimizer(model: MultitaskBert, c: TrainConfig, lr: float, device: torch.device) -> torch.optim.AdamW:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """AdamW over the trainable parameters; with ``layer_decay`` < 1 one group per depth, the lr times
+    ``layer_decay ** (top - depth)`` (the heads get ``lr``, the embeddings the smallest). Each group keeps its
+    ``base_lr`` for the schedule."""
+    n = model.config.num_hidden_layers
+    groups: dict[int, list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            groups.setdefault(layer_depth(name, n) if c.layer_decay != 1.0 else 0, []).append(p)
+    top = n + 1 if c.layer_decay != 1.0 else 0
     fused = c.fused_adamw and device.type in ("cuda", "cpu")
-    return torch.optim.AdamW(params, lr=lr, weight_decay=c.weight_decay, fused=fused)
+    param_groups = [{"params": ps, "lr": lr * c.layer_decay ** (top - d), "base_lr": lr * c.layer_decay ** (top - d)}
+                    for d, ps in sorted(groups.items())]
+    return torch.optim.AdamW(param_groups, lr=lr, weight_decay=c.weight_decay, fused=fused)
 
 
 def batch_loss(model: MultitaskBert, smart: Any, task: str, batch: Batch) -> torch.Tensor:
@@ -321,7 +341,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
         if self.c.lr_schedule != "constant" or self.c.warmup > 0:
             for g in self.opt.param_groups:
-                g["lr"] = self.lr * lr_factor(self.step, self.total_steps, self.c.warmup, self.c.lr_schedule)
+                g["lr"] = g.get("base_lr", self.lr) * lr_factor(self.step, self.total_steps, self.c.warmup, self.c.lr_schedule)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if self.smart is not None:

@@ -131,3 +131,16 @@ def test_options_out_of_range_are_refused_before_a_run_exists(tmp_path, capsys, 
     assert main(["train", "--runs-dir", str(tmp_path / "runs"), flag, value]) == 1
     assert msg in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_layer_decay_gives_each_depth_its_learning_rate(tiny_encoder, demo_data, tmp_path):
+    t = make_trainer(tiny_encoder, demo_data, tmp_path, epochs=1, layer_decay=0.5, lr_schedule="linear")
+    n = t.model.config.num_hidden_layers
+    lr_of = {id(p): g["lr"] for g in t.opt.param_groups for p in g["params"]}
+    assert lr_of[id(t.model.sst_classifier.weight)] == pytest.approx(1e-3)
+    assert lr_of[id(t.model.bert.encoder.layer[n - 1].output.dense.weight)] == pytest.approx(1e-3 * 0.5)
+    assert lr_of[id(t.model.bert.embeddings.word_embeddings.weight)] == pytest.approx(1e-3 * 0.5 ** (n + 1))
+    seen = record_steps(t)
+    t.fit()
+    assert t.opt.param_groups[-1]["lr"] < 1e-3 / 10  # the schedule scales every group from its own base
+    assert len(seen) == t.total_steps
