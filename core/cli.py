@@ -169,12 +169,21 @@ def _dev_sets(model, tok, data_dir: Path) -> dict:
     return {t: load_task(data_dir, t, "dev", tok) for t in model.heads.tasks}
 
 
+def say_checkpoint(path: str, meta: dict) -> None:
+    """Which checkpoint a command scores: its folder, step and epoch (on stderr)."""
+    from core.runs import checkpoint_path
+
+    console.print(f"checkpoint {escape(str(checkpoint_path(path)))}: step {meta.get('step', '?')}, "
+                  f"epoch {meta.get('epoch', '?')}", soft_wrap=True)
+
+
 def cmd_eval(a: argparse.Namespace) -> int:
     from core.checkpoint import load_checkpoint
     from core.data import demo_data_dir
     from core.evaluate import evaluate
 
     model, meta, tok = load_checkpoint(a.checkpoint)
+    say_checkpoint(a.checkpoint, meta)
     data_dir = Path(a.data_dir) if a.data_dir else demo_data_dir()
     metrics, reports = evaluate(model, _dev_sets(model, tok, data_dir), a.batch_size)
     from core.report import print_metrics
@@ -200,11 +209,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
     from core.checkpoint import load_checkpoint
     from core.data import demo_data_dir, read_examples, tokenize
     from core.evaluate import predict
-    from core.runs import checkpoint_path
 
     model, meta, tok = load_checkpoint(a.checkpoint)
-    console.print(f"checkpoint {escape(str(checkpoint_path(a.checkpoint)))}: step {meta.get('step', '?')}, "
-                  f"epoch {meta.get('epoch', '?')}", soft_wrap=True)
+    say_checkpoint(a.checkpoint, meta)
     if a.all:
         from core.export import export_submission
 

@@ -17,7 +17,8 @@ ENCODER_NOTE = ("note: the packaged all-MiniLM-L6-v2 encoder was trained on sent
 
 
 def print_metrics(metrics: dict[str, float], reports: dict[str, dict], meta: dict) -> None:
-    t = Table(title=f"dev metrics ({meta.get('variant', '?')}, epoch {meta.get('epoch', '?')})")
+    t = Table(title=f"dev metrics ({meta.get('variant', '?')}, epoch {meta.get('epoch', '?')}, "
+                    f"step {meta.get('step', '?')})")
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k, v in metrics.items():

@@ -61,6 +61,8 @@ def test_eval_prints_metrics(sst_run, capsys):
     assert main(["eval", "--checkpoint", str(sst_run), "--json", str(sst_run / "eval.json")]) == 0
     out = json.loads((sst_run / "eval.json").read_text())
     assert "sst/acc" in out["metrics"] and len(out["reports"]["sst"]["confusion"]) == 5
+    best = json.loads((sst_run / "best.json").read_text())
+    assert f"step {best['step']}, epoch {best['epoch']}" in capsys.readouterr().err  # which checkpoint was scored
 
 
 def test_predict_writes_one_row_per_valid_input_row_in_order(sst_run, demo_data, tmp_path):
