@@ -22,9 +22,9 @@ seen: list[list[int]] = []
 def probe() -> None:
     collate = core.train.collate
 
-    def patched(data, index):
+    def patched(data, index, *rest):
         seen.append(list(index))
-        return collate(data, index)
+        return collate(data, index, *rest)
 
     core.train.collate = patched
 

@@ -49,7 +49,7 @@ def args(encoder: Path, runs: Path, name: str) -> list[str]:
     # (rank 1 joins with weight 0); two epochs, a checkpoint at each end.
     return ["train", "--variant", "finetune", "--task", "sts", "--encoder", str(encoder), "--runs-dir", str(runs),
             "--name", name, "--epochs", "2", "--batch-size", "8", "--max-train", "41", "--max-dev", "16",
-            "--lr", "1e-3", "--dropout", "0", "--log-every", "1", "--seed", "1"]
+            "--lr", "1e-3", "--dropout", "0", "--encoder-dropout", "0", "--log-every", "1", "--seed", "1"]
 
 
 def last_weights(run: Path) -> dict[str, torch.Tensor]:
@@ -63,7 +63,7 @@ def test_two_processes_match_one_with_the_same_global_batch(encoder, tmp_path, m
 
     batches: list[list[int]] = []  # the global batches, as the single process collates them
     collate = T.collate
-    monkeypatch.setattr(T, "collate", lambda data, index: batches.append(list(index)) or collate(data, index))
+    monkeypatch.setattr(T, "collate", lambda data, index, *rest: batches.append(list(index)) or collate(data, index, *rest))
     n = torch.get_num_threads()
     try:
         single = train(train_config(build_parser().parse_args(args(encoder, tmp_path / "one", "one")
