@@ -240,7 +240,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
 def cmd_compare(a: argparse.Namespace) -> int:
     from core.report import print_compare
 
-    print_compare([Path(r) for r in a.runs], fmt="json" if a.json else "markdown" if a.markdown else "table")
+    print_compare([Path(r) for r in a.runs], fmt="json" if a.json else "markdown" if a.markdown else "table",
+                  at="checkpoint" if a.best_checkpoint else "column")
     return 0
 
 
@@ -279,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_predict, predict_parser=r)
     c = sub.add_parser("compare", help="the report's Table 2 for some runs")
     c.add_argument("runs", nargs="+")
+    c.add_argument("--best-checkpoint", action="store_true",
+                   help="each run's best checkpoint's dev values (one model) instead of each column's best epoch")
     fmt = c.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="rows as JSON on stdout (metrics, s/epoch, settings)")
     fmt.add_argument("--markdown", action="store_true", help="the table as GitHub markdown on stdout")

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from core.runs import best_metrics, load_run
+from core.runs import best_metrics, load_run, read_json
 
 console = Console()
 COLUMNS = [("sst/acc", "SST acc"), ("para/acc", "Quora acc"), ("sts/pearson", "STS corr")]
@@ -45,12 +45,22 @@ def per_class_table(task: str, r: dict) -> Table:
 
 
 # Settings shown in the compare output: those shared by all runs in one footer line, the others per row.
-SETTINGS = ("encoder", "lr", "batch_size", "epochs", "max_steps", "dropout", "seed", "per_task_step")
+SETTINGS = ("encoder", "lr", "batch_size", "epochs", "max_steps", "dropout", "encoder_dropout", "seed", "per_task_step",
+            "lr_schedule", "warmup", "layer_decay", "pair_input", "clip_grad")
 
 
-def compare_rows(runs: list[Path]) -> list[dict]:
-    """One row per run: name, variant, best dev value per Table 2 column, mean seconds per epoch, the
-    run's settings (``SETTINGS``, SMART hyperparameters when used, training-set sizes) and its config."""
+def checkpoint_metrics(run_dir: str | Path) -> dict[str, float]:
+    """The dev metrics of the run's best checkpoint (``best.json``): one model's numbers, all columns alike."""
+    best = read_json(Path(run_dir) / "best.json") or {}
+    dev = best.get("dev") if isinstance(best, dict) else None
+    return {k: v for k, v in (dev or {}).items() if isinstance(v, (int, float))}
+
+
+def compare_rows(runs: list[Path], at: str = "column") -> list[dict]:
+    """One row per run: name, variant, dev values per Table 2 column (``at="column"``: the best of each column
+    over the epochs, maybe from different epochs; ``"checkpoint"``: the best checkpoint's, one model), mean
+    seconds per epoch, the run's settings (``SETTINGS``, SMART hyperparameters when used, training-set sizes)
+    and its config."""
     rows = []
     for r in runs:
         if not (Path(r) / "config.json").is_file():
@@ -63,7 +73,9 @@ def compare_rows(runs: list[Path]) -> list[dict]:
         sizes = c.get("data_sizes") or {}
         settings["train_sizes"] = {t: v.get("train") for t, v in sizes.items() if isinstance(v, dict)}
         rows.append({"name": info.name, "path": str(info.path), "variant": info.variant, "state": info.state,
-                     "epochs_done": info.epoch, **best_metrics(r), "seconds": info.seconds_per_epoch,
+                     "epochs_done": info.epoch,
+                     **(checkpoint_metrics(r) if at == "checkpoint" else best_metrics(r)),
+                     "seconds": info.seconds_per_epoch,
                      "settings": settings, "config": c})
     return rows
 
@@ -98,10 +110,14 @@ def split_settings(rows: list[dict]) -> tuple[str, list[str]]:
     return common, differ
 
 
-def compare_table(rows: list[dict]) -> Table:
+AT_TITLES = {"column": "each column's best dev value over the epochs",
+             "checkpoint": "the dev values of each run's best checkpoint"}
+
+
+def compare_table(rows: list[dict], at: str = "column") -> Table:
     best = best_per_column(rows)
     common, differ = split_settings(rows)
-    t = Table(title="Table 2 layout: best dev value per run (bold = best per column)",
+    t = Table(title=f"Table 2 layout: {AT_TITLES[at]} (bold = best per column)",
               caption=f"shared settings: {common}" if common else None)
     t.add_column("run")
     t.add_column("variant")
@@ -119,8 +135,8 @@ def compare_table(rows: list[dict]) -> Table:
     return t
 
 
-def compare_markdown(rows: list[dict]) -> str:
-    """The same table as GitHub markdown (best per column in bold)."""
+def compare_markdown(rows: list[dict], at: str = "column") -> str:
+    """The same table as GitHub markdown (best per column in bold), with a line saying what the values are."""
     best = best_per_column(rows)
     common, differ = split_settings(rows)
     head = ["run", "variant", *[h for _, h in COLUMNS], "s/epoch"] + (["settings"] if any(differ) else [])
@@ -133,8 +149,9 @@ def compare_markdown(rows: list[dict]) -> str:
             cells.append("-" if v is None else (f"**{v:.3f}**" if v == best[k] else f"{v:.3f}"))
         cells.append(_fmt_seconds(row["seconds"]))
         lines.append("| " + " | ".join(cells + ([d] if any(differ) else [])) + " |")
+    lines.append(f"\nValues: {AT_TITLES[at]}.")
     if common:
-        lines.append(f"\nShared settings: {common}.")
+        lines.append(f"Shared settings: {common}.")
     return "\n".join(lines)
 
 
@@ -143,17 +160,17 @@ def compare_json(rows: list[dict]) -> str:
     return json.dumps(rows, indent=2, default=str)
 
 
-def print_compare(runs: list[Path], fmt: str = "table", out: Console | None = None) -> None:
+def print_compare(runs: list[Path], fmt: str = "table", out: Console | None = None, at: str = "column") -> None:
     """Print the comparison of ``runs`` as a rich ``table``, ``markdown`` or ``json`` (the last two plain,
     on stdout, for files and scripts)."""
-    rows = compare_rows(runs)
+    rows = compare_rows(runs, at)
     if fmt == "json":
         print(compare_json(rows))
         return
     if fmt == "markdown":
-        print(compare_markdown(rows))
+        print(compare_markdown(rows, at))
         return
     out = out or console
-    out.print(compare_table(rows))
+    out.print(compare_table(rows, at))
     if any(str(r["settings"].get("encoder", "")).lower().startswith(("minilm", "all-minilm")) for r in rows):
         out.print(f"[dim]{ENCODER_NOTE}[/]")

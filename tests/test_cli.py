@@ -87,3 +87,12 @@ def test_errors_exit_non_zero_with_a_message(tiny_encoder, tmp_path, capsys):
     assert main(["train", "--data-dir", str(tmp_path), "--encoder", str(tiny_encoder),
                  "--runs-dir", str(tmp_path / "r")]) != 0
     assert "ids-sst-train.csv" in capsys.readouterr().err
+
+
+def test_compare_says_which_values_it_shows(sst_run, capsys):
+    assert main(["compare", "--markdown", str(sst_run)]) == 0
+    assert "each column's best dev value over the epochs" in capsys.readouterr().out
+    assert main(["compare", "--markdown", "--best-checkpoint", str(sst_run)]) == 0
+    out = capsys.readouterr().out
+    best = json.loads((sst_run / "best.json").read_text())
+    assert "best checkpoint" in out and f"{best['dev']['sst/acc']:.3f}" in out
