@@ -65,6 +65,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr-schedule", choices=["constant", "linear"], default=d.lr_schedule,
                    help="constant (the report) or linear decay to 0 at the last step")
     p.add_argument("--warmup", type=float, default=d.warmup, help="fraction of all steps with a linear lr warmup")
+    p.add_argument("--ema", type=float, default=d.ema,
+                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999); it is what "
+                        "is evaluated, kept as best and saved for scoring; 0 = off")
     p.add_argument("--layer-decay", type=float, default=d.layer_decay,
                    help="layer-wise lr decay: the heads get --lr, each encoder layer below this factor more "
                         "(e.g. 0.9); 1 = off")
@@ -126,7 +129,7 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
         variant=a.variant, task=a.task, encoder=a.encoder, data_dir=a.data_dir, runs_dir=a.runs_dir,
         name=a.name, epochs=a.epochs if a.epochs is not None else TrainConfig.epochs, batch_size=a.batch_size,
         lr=a.lr, seed=a.seed, dropout=a.dropout, encoder_dropout=a.encoder_dropout, clip_grad=a.clip_grad,
-        lr_schedule=a.lr_schedule, warmup=a.warmup, layer_decay=a.layer_decay, rrobin_subset=a.rrobin_subset, eval_all=a.eval_all,
+        lr_schedule=a.lr_schedule, warmup=a.warmup, layer_decay=a.layer_decay, ema=a.ema, rrobin_subset=a.rrobin_subset, eval_all=a.eval_all,
         pair_input=a.pair_input,
         pooling=a.pooling, max_length=a.max_length, per_task_step=not a.summed_step, temperature=a.temperature,
         pre_epochs=a.pre_epochs, max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps,

@@ -48,6 +48,7 @@ class TrainConfig:
     clip_grad: float | None = None  # max grad norm; None: 1.0 under SMART (the report's code), else off; 0: off
     lr_schedule: str = "constant"  # "constant" (the report) or "linear" (decay to 0 at the last step)
     warmup: float = 0.0  # fraction of all steps with a linear warmup from 0
+    ema: float = 0.0  # decay of an average of the weights (e.g. 0.999) that is evaluated and saved; 0 = off
     layer_decay: float = 1.0  # layer-wise lr decay: layer l of L gets lr * layer_decay ** (L + 1 - l); 1 = off
     rrobin_subset: str = "fixed"  # rrobin: "fixed" subset drawn once per run (the report's code) or "fresh" per epoch
     pair_input: str = "bi"  # "bi": [u, v, |u - v|] and cosine (the report); "cross": one sequence per pair
@@ -81,6 +82,7 @@ class TrainConfig:
                   ("encoder_dropout", self.encoder_dropout is None or 0 <= self.encoder_dropout < 1, "in [0, 1)"),
                   ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
                   ("layer_decay", 0 < self.layer_decay <= 1, "in (0, 1]"),
+                  ("ema", 0 <= self.ema < 1, "in [0, 1)"),
                   ("lr_schedule", self.lr_schedule in ("constant", "linear"), "constant or linear"),
                   ("rrobin_subset", self.rrobin_subset in ("fixed", "fresh"), "fixed or fresh"),
                   ("pair_input", self.pair_input in ("bi", "cross"), "bi or cross")]

@@ -18,13 +18,14 @@ alone writes metrics, status and checkpoints.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import random
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,8 @@ class Trainer:
         self.lr = self.c.lr if self.c.lr is not None else default_lr(setup.variant)
         self.opt = make_optimizer(self.model, self.c, self.lr, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.param_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
+        self.ema = [p.detach().clone() for p in self.params] if self.c.ema > 0 else None  # starts at θ0
         self.clip = self.c.grad_clip_norm(setup.variant.smart)
         self.total_steps = planned_steps(setup)
         self.smart = None
@@ -344,6 +347,10 @@ class Trainer:
                 g["lr"] = g.get("base_lr", self.lr) * lr_factor(self.step, self.total_steps, self.c.warmup, self.c.lr_schedule)
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            with torch.no_grad():
+                torch._foreach_mul_(self.ema, self.c.ema)
+                torch._foreach_add_(self.ema, [p.detach() for p in self.params], alpha=1.0 - self.c.ema)
         if self.smart is not None:
             self.smart.update_teacher()
 
@@ -419,7 +426,8 @@ class Trainer:
         self.flush_losses()
         seconds = time.time() - self.epoch_started
         self.epoch_seconds = 0.0
-        dev, reports = evaluate(self.model, self.s.dev, self.c.eval_batch_size, self.device)
+        with self.averaged_weights():
+            dev, reports = evaluate(self.model, self.s.dev, self.c.eval_batch_size, self.device)
         self.metrics.write("epoch", epoch=epoch, step=self.step, seconds=round(seconds, 3), dev=dev)
         for r in reports.values():
             self.metrics.write("report", epoch=epoch, step=self.step, **r)
@@ -446,6 +454,10 @@ class Trainer:
             "smart": self.smart.state_dict() if self.smart is not None else None,
             "plan": None if self.epoch_done else encode_plan(self.epoch_plan, self.s.tasks),
             "epoch_seconds": 0.0 if self.epoch_done else time.time() - self.epoch_started,
+            # with --ema the checkpoint's weights are the average: the trained ones travel here
+            "raw_weights": None if self.ema is None else dict(zip(self.param_names,
+                                                                  [p.detach().clone() for p in self.params],
+                                                                  strict=True)),
         }
         tensors: dict[str, torch.Tensor] = {}
         return tensors, pack_state(state, "state", tensors)
@@ -456,6 +468,14 @@ class Trainer:
         self.epoch, self.epoch_done = int(state["epoch"]), bool(state["epoch_done"])
         self.next_iteration, self.best = int(state["next_iteration"]), float(state["best"])
         self.epoch_seconds = float(state.get("epoch_seconds") or 0.0)
+        if self.ema is not None:
+            raw = state.get("raw_weights")
+            if raw is None:
+                raise CheckpointError("the checkpoint has no trained weights beside its average but the run uses --ema")
+            with torch.no_grad():  # the model holds the saved average; put the trained weights back
+                for n, p, e in zip(self.param_names, self.params, self.ema, strict=True):
+                    e.copy_(p)
+                    p.copy_(raw[n])
         self.rng.setstate(state["rng"])
         random.setstate(state["python_random"])
         try:
@@ -472,6 +492,21 @@ class Trainer:
         cuda = state.get("cuda_rng")
         if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """With ``--ema``, the model holds the averaged weights inside the block (evaluation, saving)."""
+        if self.ema is None:
+            yield
+            return
+        with torch.no_grad():
+            raw = [p.detach().clone() for p in self.params]
+            torch._foreach_copy_(self.params, self.ema)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, raw)
 
     def check_finite(self) -> None:
         finite = torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all()
@@ -499,8 +534,9 @@ class Trainer:
         tensors, tree = self.state()
         meta = {"variant": self.s.variant.name, "tasks": list(self.s.tasks), "encoder": self.c.encoder,
                 "epoch": self.epoch, "epoch_done": self.epoch_done, "step": self.step, "dev": dev or {}}
-        ckpt = save_checkpoint(self.run_dir, f"step-{self.step:08d}", self.model, meta, self.s.encoder_dir,
-                               extra=tensors, extra_meta=tree)
+        with self.averaged_weights():
+            ckpt = save_checkpoint(self.run_dir, f"step-{self.step:08d}", self.model, meta, self.s.encoder_dir,
+                                   extra=tensors, extra_meta=tree)
         point_to(self.run_dir, "last", ckpt, epoch=self.epoch, step=self.step)
         if is_best:
             point_to(self.run_dir, "best", ckpt, epoch=self.epoch, step=self.step, score=score, dev=dev)
