@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from core.config import TrainConfig
 from core.runs import best_metrics, load_run, read_json
 
 console = Console()
@@ -46,7 +47,8 @@ def per_class_table(task: str, r: dict) -> Table:
 
 # Settings shown in the compare output: those shared by all runs in one footer line, the others per row.
 SETTINGS = ("encoder", "lr", "batch_size", "epochs", "max_steps", "dropout", "encoder_dropout", "seed", "per_task_step",
-            "lr_schedule", "warmup", "layer_decay", "pair_input", "clip_grad")
+            "lr_schedule", "warmup", "layer_decay", "ema", "pair_input", "clip_grad", "bucket")
+DEFAULTS = TrainConfig().to_dict()  # a run made before an option existed ran with its default
 
 
 def checkpoint_metrics(run_dir: str | Path) -> dict[str, float]:
@@ -67,7 +69,7 @@ def compare_rows(runs: list[Path], at: str = "column") -> list[dict]:
             raise ValueError(f"{r}: not a run folder (no config.json)")
         info = load_run(r)
         c = info.config
-        settings = {k: c.get(k) for k in SETTINGS if k in c}
+        settings = {k: c.get(k, DEFAULTS.get(k)) for k in SETTINGS if k in c or k in DEFAULTS}
         if "+smart" in info.variant and isinstance(c.get("smart"), dict):
             settings["smart"] = c["smart"]
         sizes = c.get("data_sizes") or {}
