@@ -13,6 +13,14 @@ from core.runs import best_metrics, load_run, read_json
 
 console = Console()
 COLUMNS = [("sst/acc", "SST acc"), ("para/acc", "Quora acc"), ("sts/pearson", "STS corr")]
+# The tables' columns: Table 2's, then the overall score (the CS224N leaderboard's) when all three are there.
+TABLE_COLUMNS = [*COLUMNS, ("overall", "overall")]
+
+
+def overall(metrics: dict) -> float | None:
+    """(SST acc + Quora acc + (STS r + 1) / 2) / 3, or None without all three."""
+    v = [metrics.get(k) for k, _ in COLUMNS]
+    return None if any(x is None for x in v) else (v[0] + v[1] + (v[2] + 1) / 2) / 3
 ENCODER_NOTE = ("note: the packaged all-MiniLM-L6-v2 encoder was trained on sentence pairs including Quora "
                 "duplicates and NLI, so its Quora and STS figures start high.")
 
@@ -74,16 +82,16 @@ def compare_rows(runs: list[Path], at: str = "column") -> list[dict]:
             settings["smart"] = c["smart"]
         sizes = c.get("data_sizes") or {}
         settings["train_sizes"] = {t: v.get("train") for t, v in sizes.items() if isinstance(v, dict)}
+        metrics = checkpoint_metrics(r) if at == "checkpoint" else best_metrics(r)
         rows.append({"name": info.name, "path": str(info.path), "variant": info.variant, "state": info.state,
-                     "epochs_done": info.epoch,
-                     **(checkpoint_metrics(r) if at == "checkpoint" else best_metrics(r)),
+                     "epochs_done": info.epoch, **metrics, "overall": overall(metrics),
                      "seconds": info.seconds_per_epoch,
                      "settings": settings, "config": c})
     return rows
 
 
 def best_per_column(rows: list[dict]) -> dict[str, float | None]:
-    return {k: max((row[k] for row in rows if row.get(k) is not None), default=None) for k, _ in COLUMNS}
+    return {k: max((row[k] for row in rows if row.get(k) is not None), default=None) for k, _ in TABLE_COLUMNS}
 
 
 def _fmt_seconds(sec: float | None) -> str:
@@ -123,14 +131,14 @@ def compare_table(rows: list[dict], at: str = "column") -> Table:
               caption=f"shared settings: {common}" if common else None)
     t.add_column("run")
     t.add_column("variant")
-    for _, h in COLUMNS:
+    for _, h in TABLE_COLUMNS:
         t.add_column(h, justify="right")
     t.add_column("s/epoch", justify="right")
     if any(differ):
         t.add_column("settings")
     for row, d in zip(rows, differ, strict=True):
         cells = []
-        for k, _ in COLUMNS:
+        for k, _ in TABLE_COLUMNS:
             v = row.get(k)
             cells.append("-" if v is None else (f"[bold]{v:.3f}[/]" if v == best[k] else f"{v:.3f}"))
         t.add_row(row["name"], row["variant"], *cells, _fmt_seconds(row["seconds"]), *([d] if any(differ) else []))
@@ -141,12 +149,12 @@ def compare_markdown(rows: list[dict], at: str = "column") -> str:
     """The same table as GitHub markdown (best per column in bold), with a line saying what the values are."""
     best = best_per_column(rows)
     common, differ = split_settings(rows)
-    head = ["run", "variant", *[h for _, h in COLUMNS], "s/epoch"] + (["settings"] if any(differ) else [])
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(COLUMNS) + 1)
+    head = ["run", "variant", *[h for _, h in TABLE_COLUMNS], "s/epoch"] + (["settings"] if any(differ) else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(TABLE_COLUMNS) + 1)
                                                            + (["---"] if any(differ) else [])) + "|"]
     for row, d in zip(rows, differ, strict=True):
         cells = [row["name"], row["variant"]]
-        for k, _ in COLUMNS:
+        for k, _ in TABLE_COLUMNS:
             v = row.get(k)
             cells.append("-" if v is None else (f"**{v:.3f}**" if v == best[k] else f"{v:.3f}"))
         cells.append(_fmt_seconds(row["seconds"]))
