@@ -5,7 +5,8 @@ pretrain, 1e-5 otherwise; head dropout 0.3; single-task rows evaluated on all th
 every row rewrites ``table2.json`` and ``table2.md`` in the runs folder. Run it again after a stop or a
 kill: finished rows are skipped, an interrupted row resumes from its last checkpoint (written every
 ``checkpoint_every`` steps), a row killed before its first checkpoint starts over. A row folder trained
-with other settings is an error, never silently mixed in.
+with other settings is an error, never silently mixed in. Two sweeps can share a runs folder (e.g. ``--rows``
+split between them, one thread each): a row that another process is training is passed over.
 
 This module imports no torch at import time: the app reads ``table2.json`` through ``read_table2``.
 """
@@ -100,7 +101,8 @@ def _differences(saved: dict, wanted: TrainConfig) -> list[str]:
 
 
 def train_row(row: str, t: Table2Config) -> str:
-    """Train, resume or skip one row; returns what happened: trained, resumed, skipped, stopped."""
+    """Train, resume or skip one row; returns what happened: trained, resumed, skipped (finished before), busy
+    (another process is training it), stopped."""
     from core.train import resume, train
 
     cfg = row_config(row, t)
@@ -116,9 +118,8 @@ def train_row(row: str, t: Table2Config) -> str:
         raise RunError(f"table2 row {row}: {run_dir} was trained with other settings ({'; '.join(diff)}); "
                        f"use another --runs-dir or remove that folder")
     info = load_run(run_dir)
-    if info.state == "running":
-        raise RunError(f"table2 row {row}: {run_dir} is being trained by another process (pid "
-                       f"{(read_json(run_dir / 'status.json') or {}).get('pid')})")
+    if info.state == "running":  # another `walkless table2` (or `train --resume`) has it: leave it to that one
+        return "busy"
     done = info.state == "finished" and int(saved.get("epochs", 0)) >= t.epochs
     if done:
         return "skipped"

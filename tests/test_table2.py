@@ -103,3 +103,20 @@ def test_a_stopped_row_in_its_last_epoch_resumes(tiny_encoder, tmp_path):
     assert main(one) == 0
     row = read_table2(runs)["rows"][0]
     assert row["state"] == "finished" and row["epochs_done"] == 1
+
+
+def test_a_row_another_process_trains_is_passed_over(tiny_encoder, tmp_path, capsys):
+    import os
+    import socket
+
+    runs = tmp_path / "runs"
+    one = ["table2", "--runs-dir", str(runs), "--rows", "rrobin,finetune", "--encoder", str(tiny_encoder),
+           "--epochs", "1", "--max-dev", "8", "--max-steps", "2", "--threads", "1"]
+    assert main(one[:4] + ["rrobin"] + one[5:]) == 0
+    status = runs / "rrobin" / "status.json"
+    st = json.loads(status.read_text())
+    status.write_text(json.dumps({**st, "state": "running", "pid": os.getppid(), "host": socket.gethostname()}))
+    assert main(one) == 0  # another live process "has" rrobin: the sweep goes on with finetune
+    assert "rrobin busy" in capsys.readouterr().err
+    rows = {r["row"]: r["state"] for r in read_table2(runs)["rows"]}
+    assert rows == {"finetune": "finished", "rrobin": "running"}
