@@ -398,7 +398,8 @@ def bench_eval(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
 
 
 # --- the whole run -----------------------------------------------------------------------------------------
-def _machine() -> dict:
+def machine() -> dict:
+    """Where a measurement ran: CPU model, cores, torch and its threads, GPU if any, Python."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -407,8 +408,9 @@ def _machine() -> dict:
                 break
     except OSError:
         pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
+            "gpu": gpu, "python": platform.python_version()}
 
 
 def _targets(res: dict) -> dict:
@@ -451,7 +453,7 @@ def _run(cfg: BenchConfig, command: str | None) -> dict:
     encoder_dir = resolve_encoder(cfg.encoder)
     data_dir = Path(cfg.data_dir) if cfg.data_dir else demo_data_dir()
     tok = load_tokenizer(encoder_dir)
-    res: dict[str, Any] = {"command": command, "config": asdict(cfg), "machine": _machine(),
+    res: dict[str, Any] = {"command": command, "config": asdict(cfg), "machine": machine(),
                            "load_before": [round(x, 2) for x in os.getloadavg()],
                            "encoder_dir": str(encoder_dir), "data_dir": str(data_dir)}
     with tempfile.TemporaryDirectory(prefix="walkless-bench-") as tmp:

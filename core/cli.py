@@ -323,8 +323,6 @@ def add_table2_parser(sub) -> None:
 def cmd_table2(a: argparse.Namespace) -> int:
     from core.table2 import Table2Config, check_rows, run_table2, table2_markdown
 
-    if a.epochs < 1:
-        raise ValueError(f"--epochs {a.epochs}: must be at least 1")
     rows = check_rows(tuple(r.strip() for r in a.rows.split(",") if r.strip()))
     cfg = Table2Config(runs_dir=a.runs_dir, rows=rows, epochs=a.epochs, encoder=a.encoder, data_dir=a.data_dir,
                        max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps, threads=a.threads,

@@ -13,11 +13,9 @@ This module imports no torch at import time: the app reads ``table2.json`` throu
 
 from __future__ import annotations
 
-import os
-import platform
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +55,6 @@ class Table2Config:
     seed: int = 0
     checkpoint_every: int = 200  # steps: a kill loses at most this much of a row
     command: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields to override in every row
 
 
 def check_rows(rows: tuple[str, ...]) -> tuple[str, ...]:
@@ -79,9 +76,7 @@ def row_config(row: str, t: Table2Config) -> TrainConfig:
                     name=row_dir_name(row), epochs=t.epochs, batch_size=16 if smart else 64, seed=t.seed,
                     eval_all=True, max_train=t.max_train, max_dev=t.max_dev, max_steps=t.max_steps,
                     threads=t.threads, checkpoint_every=t.checkpoint_every, keep_last=1)
-    for k, v in t.extra.items():
-        setattr(c, k, v)
-    return c
+    return c.validate()
 
 
 def _differences(saved: dict, wanted: TrainConfig) -> list[str]:
@@ -91,10 +86,10 @@ def _differences(saved: dict, wanted: TrainConfig) -> list[str]:
         a, b = saved.get(k), want.get(k)
         if k == "lr" and b is None:
             continue  # the default lr; config.json holds the resolved value
-        if k == "data_dir" and a is not None and b is not None:
-            a, b = str(Path(a).resolve()), str(Path(b).resolve())
-        if k == "data_dir" and b is None:
-            continue
+        if k == "data_dir":
+            if b is None:
+                continue
+            a, b = str(Path(a).resolve()) if a is not None else None, str(Path(b).resolve())
         if a != b:
             out.append(f"{k}={a!r} (asked {b!r})")
     return out
@@ -107,27 +102,22 @@ def train_row(row: str, t: Table2Config) -> str:
 
     cfg = row_config(row, t)
     run_dir = Path(t.runs_dir) / cfg.name
-    if not run_dir.exists():
-        return _state_after(train(cfg), "trained")
     saved = read_json(run_dir / "config.json")
-    if not isinstance(saved, dict):  # killed before it wrote its config: nothing worth keeping
-        shutil.rmtree(run_dir)
-        return _state_after(train(cfg), "trained")
-    diff = _differences(saved, cfg)
-    if diff:
-        raise RunError(f"table2 row {row}: {run_dir} was trained with other settings ({'; '.join(diff)}); "
-                       f"use another --runs-dir or remove that folder")
-    info = load_run(run_dir)
-    if info.state == "running":  # another `walkless table2` (or `train --resume`) has it: leave it to that one
-        return "busy"
-    done = info.state == "finished" and int(saved.get("epochs", 0)) >= t.epochs
-    if done:
-        return "skipped"
-    if not any((run_dir / "checkpoints").glob("step-*")):  # killed before its first checkpoint
-        shutil.rmtree(run_dir)
-        return _state_after(train(cfg), "trained")
-    epochs = max(t.epochs, int(saved.get("epochs", 0)))
-    return _state_after(resume(run_dir, epochs=epochs, threads=t.threads), "resumed")
+    if isinstance(saved, dict):
+        diff = _differences(saved, cfg)
+        if diff:
+            raise RunError(f"table2 row {row}: {run_dir} was trained with other settings ({'; '.join(diff)}); "
+                           f"use another --runs-dir or remove that folder")
+        state = load_run(run_dir).state
+        if state == "running":  # another `walkless table2` (or `train --resume`) has it: leave it to that one
+            return "busy"
+        if state == "finished" and int(saved.get("epochs", 0)) >= t.epochs:
+            return "skipped"
+        if any((run_dir / "checkpoints").glob("step-*")):
+            epochs = max(t.epochs, int(saved.get("epochs", 0)))
+            return _state_after(resume(run_dir, epochs=epochs, threads=t.threads), "resumed")
+    shutil.rmtree(run_dir, ignore_errors=True)  # killed before its config or first checkpoint: nothing to keep
+    return _state_after(train(cfg), "trained")
 
 
 def _state_after(run_dir: Path, what: str) -> str:
@@ -137,37 +127,21 @@ def _state_after(run_dir: Path, what: str) -> str:
 def run_table2(t: Table2Config, on_row: Any = None) -> dict:
     """Train the rows in order, writing the table after each; stops early (table written) when a row is
     stopped (Ctrl-C, SIGTERM). ``on_row(row, what)`` is told what happened to each row."""
-    check_rows(t.rows)
-    root = Path(t.runs_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    for row in check_rows(t.rows):
+        row_config(row, t)  # every row's settings checked before the first trains
+    Path(t.runs_dir).mkdir(parents=True, exist_ok=True)
+    table = write_table2(t)
     for row in t.rows:
         what = train_row(row, t)
         table = write_table2(t)
         if on_row is not None:
             on_row(row, what)
         if what == "stopped":
-            return table
-    return write_table2(t)
+            break
+    return table
 
 
 # --- the table --------------------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    """Where the rows ran: CPU model, cores, torch and its threads, GPU if any."""
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "gpu": gpu, "python": platform.python_version()}
-
-
 def row_result(row: str, t: Table2Config) -> dict[str, Any]:
     """One row of the table from its run folder: the best checkpoint's dev metrics (chosen by the trained
     tasks' mean), mean seconds per training epoch, wall seconds, and the report's numbers."""
@@ -200,9 +174,11 @@ def write_table2(t: Table2Config) -> dict:
     if t.command and t.command not in commands:
         commands.append(t.command)
     rows = [row_result(r, t) for r in ROWS if r in t.rows or (root / row_dir_name(r) / "config.json").is_file()]
+    from core.bench import machine
+
     table = {"commands": commands, "machine": machine(), "updated": time.time(),
              "settings": {"epochs": t.epochs, "encoder": t.encoder, "data_dir": t.data_dir, "max_train": t.max_train,
-                          "max_dev": t.max_dev, "max_steps": t.max_steps, "seed": t.seed, **t.extra},
+                          "max_dev": t.max_dev, "max_steps": t.max_steps, "seed": t.seed},
              "wall_seconds": round(sum(r.get("wall_seconds") or 0 for r in rows), 1), "rows": rows}
     write_json_atomic(root / "table2.json", table)
     tmp = root / ".table2.md.tmp"
