@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import load_checkpoint
-from core.data import Batch, _pad, cross_sequence
+from core.data import TASKS, Batch, TaskData, collate
 from core.multitask import MultitaskBert, probabilities
 
 
@@ -36,18 +36,12 @@ class Scorer:
         return tuple(self.model.heads.tasks)
 
     def _batch(self, task: str, texts: list[str]) -> Batch:
-        dev = next(self.model.parameters()).device
-        pair = task in ("para", "sts")
-        if pair and self.model.heads.cross:  # one sequence [CLS] a [SEP] b [SEP] per pair
-            ids, types = cross_sequence(*self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"],
-                                        self.max_length)
-            input_ids, mask = _pad([ids])
-            return Batch(task, input_ids.to(dev), mask.to(dev), None, [0], int(mask.sum()),
-                         _pad([types])[0].to(dev))
+        """One sentence, or one pair ``[a, b]``, as the batch the training and evaluation code collates."""
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        input_ids, mask = _pad(ids)
-        return Batch(task, input_ids.to(dev), mask.to(dev), None, list(range(len(texts) // (2 if pair else 1))),
-                     int(mask.sum()))
+        pair = TASKS[task].is_pair
+        data = TaskData(task, ["0"] * (1 if pair else len(ids)), ids[:1] if pair else ids, ids[1:] if pair else None,
+                        None)
+        return collate(data, list(range(len(data))), self.model.heads.cross).to(next(self.model.parameters()).device)
 
     @torch.inference_mode()
     def _run(self, task: str, texts: list[str], heads: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
