@@ -78,6 +78,14 @@ def smoothness_loss(task: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return (a - b).pow(2).mean()
 
 
+@torch.no_grad()
+def ema_update(average: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+    """average ← decay · average + (1 − decay) · params, in two fused foreach kernels (the Bregman teacher, and
+    the trainer's ``--ema``)."""
+    torch._foreach_mul_(average, decay)
+    torch._foreach_add_(average, [p.detach() for p in params], alpha=1.0 - decay)
+
+
 class Smart:
     """SMART terms for one model; ``Trainer`` calls ``capture_rng``, ``regularizer`` and ``update_teacher``."""
 
@@ -145,11 +153,9 @@ class Smart:
         return smoothness_loss(task, out, t)
 
     # --- teacher ----------------------------------------------------------------------------------
-    @torch.no_grad()
     def update_teacher(self) -> None:
-        """θ̃ ← β θ̃ + (1 − β) θ, after each optimizer step (two fused foreach kernels)."""
-        torch._foreach_mul_(self.teacher, self.c.beta)
-        torch._foreach_add_(self.teacher, [p.detach() for p in self.params], alpha=1.0 - self.c.beta)
+        """θ̃ ← β θ̃ + (1 − β) θ, after each optimizer step."""
+        ema_update(self.teacher, self.params, self.c.beta)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The teacher tensors by parameter name (flat, for safetensors; prefix them when mixing)."""

@@ -78,6 +78,7 @@ from core.runs import (
     write_status,
 )
 from core.schedules import MULTITASK, Variant, describe_schedule, make_plan, parse_variant, plan_steps
+from core.smart import ema_update
 
 log = logging.getLogger("walkless.train")
 Plan = list[list[tuple[str, list[int]]]]
@@ -122,9 +123,16 @@ class Setup:
     encoder_dir: Path
     data_dir: Path
     tokenizer: object
-    eval_tasks: tuple[str, ...] = ()  # dev sets evaluated each epoch (and heads built): the trained tasks or more
     train: dict[str, TaskData] = field(default_factory=dict)
     dev: dict[str, TaskData] = field(default_factory=dict)
+
+    @property
+    def eval_tasks(self) -> tuple[str, ...]:
+        """The dev sets evaluated each epoch (and the heads built): the trained tasks, plus with ``eval_all`` on a
+        single-task variant the other multitask ones (the report's Table 2 rows, untrained heads at their init)."""
+        if not (self.config.eval_all and not self.variant.multitask):
+            return self.tasks
+        return self.tasks + tuple(t for t in MULTITASK if t not in self.tasks)
 
 
 def prepare(config: TrainConfig) -> Setup:
@@ -142,13 +150,10 @@ def prepare(config: TrainConfig) -> Setup:
         max_len = positions
     data_dir = Path(config.data_dir) if config.data_dir else demo_data_dir()
     tok = load_tokenizer(encoder_dir)
-    eval_tasks = tasks
-    if config.eval_all and not variant.multitask:  # the report's Table 2 rows: untrained heads at their init
-        eval_tasks = tasks + tuple(t for t in MULTITASK if t not in tasks)
-    s = Setup(config, variant, tasks, encoder_dir, data_dir, tok, eval_tasks)
+    s = Setup(config, variant, tasks, encoder_dir, data_dir, tok)
     for t in tasks:
         s.train[t] = subsample(load_task(data_dir, t, "train", tok, max_len), config.max_train, config.seed)
-    for t in eval_tasks:
+    for t in s.eval_tasks:
         s.dev[t] = subsample(load_task(data_dir, t, "dev", tok, max_len), config.max_dev, config.seed)
     return s
 
@@ -159,7 +164,7 @@ def build_model(s: Setup, device: torch.device) -> MultitaskBert:
     p = c.encoder_dropout
     bert = load_pretrained(s.encoder_dir, **({} if p is None else
                                              {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}))
-    heads = HeadConfig(tasks=s.eval_tasks or s.tasks, pooling=c.pooling or default_pooling(s.encoder_dir),
+    heads = HeadConfig(tasks=s.eval_tasks, pooling=c.pooling or default_pooling(s.encoder_dir),
                        dropout=c.dropout, rlayer=s.variant.rlayer, pair_input=c.pair_input)
     model = MultitaskBert(bert, heads)
     if s.variant.base == "pretrain":
@@ -348,9 +353,7 @@ class Trainer:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         if self.ema is not None:
-            with torch.no_grad():
-                torch._foreach_mul_(self.ema, self.c.ema)
-                torch._foreach_add_(self.ema, [p.detach() for p in self.params], alpha=1.0 - self.c.ema)
+            ema_update(self.ema, self.params, self.c.ema)
         if self.smart is not None:
             self.smart.update_teacher()
 
@@ -407,14 +410,13 @@ class Trainer:
         self.model.train()
         plan, start = self.epoch_plan, self.next_iteration
         self.epoch_started = time.time() - self.epoch_seconds  # a resumed epoch keeps its time before the stop
-        total = self.step - plan_steps(plan[:start]) + plan_steps(plan) * (self.c.epochs - epoch + 1)
         for i in range(start, len(plan)):
             self.iteration(plan[i])
             self.next_iteration = i + 1
             if self.on_progress is not None:
                 self.on_progress(epoch, i + 1, len(plan))
             if i % 5 == 0 or i == len(plan) - 1:
-                self.status(epoch=epoch, step=self.step, total_steps=total)
+                self.status(epoch=epoch, step=self.step, total_steps=self.total_steps)
             if any_rank(self.stop_requested, self.dist, self.device):
                 self.stop_requested = True
                 if i < len(plan) - 1:
