@@ -15,11 +15,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Log, Select, Static
+from tui_support import text_of, wait_for
 
 from core import launch
 from core.config import TrainConfig
@@ -61,19 +61,6 @@ def launched_runs(tmp_path):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     launch.reap()
-
-
-def text_of(widget: Static) -> str:
-    return str(widget.render())
-
-
-async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "condition") -> None:
-    """Let the app run until ``condition()`` holds (workers run in threads; this is not a speed test)."""
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
 
 
 def runs_screen(app: WalklessApp) -> RunsScreen:

@@ -8,11 +8,11 @@ rewrites its table2.json, and says where it looked when there is none.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, SelectionList, Static
+from tui_support import text_of, wait_for
 
 from core.report import ENCODER_NOTE
 from core.runs import write_json_atomic
@@ -59,18 +59,6 @@ def notes(monkeypatch):
 
     monkeypatch.setattr(WalklessApp, "notify", notify)
     return seen
-
-
-async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "condition") -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-
-
-def text_of(widget: Static) -> str:
-    return str(widget.render())
 
 
 def cell(table: DataTable, row: str, column: str) -> str:
