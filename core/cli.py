@@ -338,7 +338,7 @@ def add_bench_parser(sub) -> None:
     from core.bench import BenchConfig
 
     d = BenchConfig()
-    b = sub.add_parser("bench", help="training throughput vs a plain transformers loop, SMART cost, scoring "
+    b = sub.add_parser("bench", help="training throughput vs an expert and a naive transformers loop, SMART cost, scoring "
                                      "latency and MFU, in one run (writes JSON)")
     b.add_argument("--encoder", default=d.encoder)
     b.add_argument("--data-dir", default=None, help="the CS224N folder (e.g. ../shared/data); default: demo data")

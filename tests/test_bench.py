@@ -8,7 +8,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from core.bench import BenchConfig, percentile, run_bench, train_flops
+from core.bench import BenchConfig, fma_peak, percentile, run_bench, train_flops
 from core.encoders import load_pretrained
 from core.multitask import HeadConfig, MultitaskBert, task_loss
 
@@ -38,7 +38,7 @@ def test_percentile():
 def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path):
     out = tmp_path / "bench.json"
     cfg = BenchConfig(encoder=str(tiny_encoder), data_dir=str(demo_data), batch_size=8, batches=2, rounds=2,
-                      warmup=1, smart_batches=1, latency_samples=3, max_dev=8, threads=1, peak_size=256, out=str(out))
+                      warmup=1, smart_batches=1, latency_samples=3, max_dev=8, threads=1, peak_sizes=(128, 256), out=str(out))
     threads = torch.get_num_threads()
     res = run_bench(cfg, command="walkless bench (test)")
     assert torch.get_num_threads() == threads  # restored
@@ -46,11 +46,14 @@ def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path):
     assert saved["command"] == "walkless bench (test)"
     assert saved["train"]["sentences"] == 16 and saved["train"]["steps_per_round"] == 2
     assert len(saved["train"]["rounds"]) == 2 and saved["train"]["steal_s"] >= 0
-    for side in ("ours", "baseline"):
+    for side in ("ours", "expert", "naive"):
         for k in ("tokens_per_s", "sentences_per_s", "step_ms", "useful_gflops_per_s", "padding_ratio"):
             assert saved["train"][side][k] > 0
-        assert 0 < saved["mfu"][side]
-    assert saved["train"]["ours"]["padding_ratio"] <= saved["train"]["baseline"]["padding_ratio"]
+        assert 0 < saved["mfu"][side]["measured_peak"]
+    # the expert groups by length as we do; the naive loop pads to each file-order batch's longest
+    assert saved["train"]["ours"]["padding_ratio"] <= saved["train"]["naive"]["padding_ratio"]
+    assert saved["train"]["expert"]["padding_ratio"] <= saved["train"]["naive"]["padding_ratio"]
+    assert saved["train"]["speedup"] > 0 and saved["train"]["speedup_naive"] > 0
     assert saved["matmul_peak_gflops"] > 0
     assert {"plain_step_ms", "smart_step_ms", "fast_step_ms", "ratio", "fast_ratio"} <= set(saved["smart"])
     assert saved["smart"]["fast_config"]["same_masks"] and saved["smart"]["fast_config"]["steps"] == 0
@@ -60,7 +63,8 @@ def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path):
         assert saved["scoring"][k]["retimed"] >= 0 and saved["scoring"][k]["raw_p95_ms"] > 0
     assert saved["eval"]["examples"] == {"sst": 8, "para": 8, "sts": 8}
     assert saved["eval"]["full_dev_sets"] is False and saved["targets"]["eval_seconds"]["met"] is None
-    assert set(saved["targets"]) == {"train_speedup", "mfu", "smart_step_ratio", "smart_fast_step_ratio",
+    assert saved["targets"]["sentence_p95_ms"]["value"] == saved["scoring"]["sentence"]["raw_p95_ms"]
+    assert set(saved["targets"]) == {"train_speedup", "mfu_fma", "smart_step_ratio", "smart_fast_step_ratio",
                                      "sentence_p95_ms", "pair_p95_ms", "eval_seconds"}
     assert saved["load_before"] and saved["load_after"] and saved["machine"]["threads"] == 1
     assert res["train"] == saved["train"]
@@ -86,3 +90,13 @@ def test_time_calls_retimes_calls_hit_by_steal():
     assert res["raw_max_ms"] >= 30 and res["raw_p95_ms"] >= 30
     assert res["median_ms"] < 30 <= res["max_ms"]  # only call 4 stays slow
     assert res["samples"] == 5
+
+
+def test_fma_peak_reads_the_vector_units_and_clock():
+    avx2 = "processor\t: 0\ncpu MHz\t\t: 2600.000\nflags\t\t: fpu sse avx avx2 fma\n"
+    assert fma_peak(1, avx2) == {"gflops": 83.2, "cores": 1, "ghz": 2.6, "flop_per_cycle": 32}
+    avx512 = "vendor_id\t: GenuineIntel\ncpu MHz\t\t: 2000.0\nflags\t\t: avx avx2 fma avx512f\n"
+    assert fma_peak(1, avx512)["gflops"] == 128.0
+    zen4 = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\ncpu MHz\t\t: 2000.0\nflags\t\t: avx avx2 fma avx512f\n"
+    assert fma_peak(1, zen4)["flop_per_cycle"] == 32  # AVX-512 on two 256-bit pipes
+    assert fma_peak(1, "")["gflops"] == 0.0  # nothing known: no theoretical peak (the MFU shows None)
