@@ -10,6 +10,10 @@ record in ``RUNS_DIR/.launches``::
 ``launches`` turns those records into ``RunInfo`` rows with state ``starting`` (process alive) or
 ``failed`` (process gone before the run began, message = last line of its log). The process runs in its
 own session, so it keeps training when the app exits.
+
+A resume (``resume_training``) appends to the same log and leaves ``NAME.resume.json`` (pid, host, started,
+the log's size when it began): until the resumed process rewrites ``status.json`` the run reads as
+``starting``, and as ``failed`` with the log's error when that process dies first (``resume_outcome``).
 """
 
 from __future__ import annotations
@@ -93,24 +97,78 @@ def start_training(runs_dir: str | Path, name: str, options: dict[str, Any],
     return record
 
 
+def has_checkpoint(run_dir: str | Path) -> bool:
+    """Whether the run saved a checkpoint to resume from (``last.json`` or a ``checkpoints/step-*`` folder)."""
+    run_dir = Path(run_dir)
+    return (run_dir / "last.json").is_file() or any(p.is_dir() for p in (run_dir / "checkpoints").glob("step-*"))
+
+
+def resume_problem(run_dir: str | Path) -> str | None:
+    """Why ``run_dir`` cannot be resumed now (None when it can), in words for the user."""
+    run_dir = Path(run_dir)
+    name = run_dir.name
+    status = read_json(run_dir / "status.json")
+    if not isinstance(status, dict) or not (run_dir / "config.json").is_file():
+        why = _last_message(launch_log(run_dir))
+        return (f"run {name} never began (no status.json), so there is nothing to resume"
+                + (f"; its launch log says: {why}" if why else "") + ". Launch it again.")
+    outcome = resume_outcome(run_dir)
+    state = outcome[0] if outcome else run_state(status)
+    if state in ("running", "starting"):
+        return f"run {name} is already {state}"
+    if state == "finished":
+        return f"run {name} finished: nothing to resume (`walkless train --resume DIR --epochs N` extends it)"
+    if not has_checkpoint(run_dir):
+        return f"run {name} has no checkpoint to resume from (it stopped before saving one); launch it again"
+    return None
+
+
 def resume_training(run_dir: str | Path, python: str = sys.executable) -> int:
     """Continue a stopped or failed run from its last checkpoint (``walkless train --resume``) in a
     detached process; its output is appended to the run's launch log. Returns the process id."""
     run_dir = Path(run_dir).absolute()
-    status = read_json(run_dir / "status.json")
-    if not isinstance(status, dict) or not (run_dir / "config.json").is_file():
-        raise RunError(f"{run_dir}: not a run that began (no status.json or config.json); launch it again")
-    state = run_state(status)
-    if state == "running":
-        raise RunError(f"run {run_dir.name} is already running")
+    problem = resume_problem(run_dir)
+    if problem:
+        raise RunError(problem)
     log_path = launch_log(run_dir)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
+        offset = log.tell()
         proc = subprocess.Popen([python, "-m", "core.cli", "train", "--resume", str(run_dir)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     _children[proc.pid] = proc
+    write_json_atomic(resume_record(run_dir), {"pid": proc.pid, "host": socket.gethostname(),
+                                               "started": time.time(), "log_offset": offset})
     return proc.pid
+
+
+def resume_record(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    return run_dir.parent / LAUNCH_DIR / f"{run_dir.name}.resume.json"
+
+
+def resume_outcome(run_dir: str | Path) -> tuple[str, str] | None:
+    """(state, message) of the app's last resume of ``run_dir`` while its process has not yet rewritten
+    ``status.json``: ``starting`` while it is alive, ``failed`` (with the log's error) once it is gone;
+    None when there was no such resume or the resumed run took over its status."""
+    run_dir = Path(run_dir)
+    rec = read_json(resume_record(run_dir))
+    if not isinstance(rec, dict) or not isinstance(rec.get("started"), (int, float)):
+        return None
+    try:
+        if (run_dir / "status.json").stat().st_mtime >= rec["started"]:
+            return None  # the resumed process wrote its status: the run speaks for itself
+    except OSError:
+        return None
+    pid, code = rec.get("pid"), rec.get("returncode")
+    alive = code is None and (rec.get("host") != socket.gethostname() or (isinstance(pid, int) and _pid_alive(pid)))
+    if alive:
+        return "starting", f"resuming from its last checkpoint (pid {pid})"
+    why = _last_message(launch_log(run_dir), int(rec.get("log_offset") or 0))
+    gone = f"the process exited before training (exit code {code})" if code is not None else \
+        "the process ended before training (stopped, killed or crashed)"
+    return "failed", f"resume failed: {why or gone}"
 
 
 def reap() -> None:
@@ -120,8 +178,14 @@ def reap() -> None:
         if code is None:
             continue
         del _children[pid]
+        if "--resume" in proc.args:
+            path = resume_record(proc.args[proc.args.index("--resume") + 1])
+            record = read_json(path)
+            if isinstance(record, dict) and record.get("pid") == pid:
+                write_json_atomic(path, {**record, "returncode": code})
+            continue
         if "--name" not in proc.args:
-            continue  # a resumed run: its status.json tells how it ended
+            continue
         runs_dir = Path(proc.args[proc.args.index("--runs-dir") + 1])
         name = proc.args[proc.args.index("--name") + 1]
         path = runs_dir / LAUNCH_DIR / f"{name}.json"
@@ -130,10 +194,23 @@ def reap() -> None:
             write_json_atomic(path, {**record, "returncode": code})
 
 
-def _last_message(log_path: Path) -> str | None:
-    lines = [ln.strip() for ln in tail_lines(log_path, 50) if ln.strip()]
+def _last_message(log_path: Path, offset: int = 0) -> str | None:
+    """The log's last error line (else its last line) after byte ``offset``."""
+    lines = [ln.strip() for ln in _tail_after(log_path, offset) if ln.strip()]
     errors = [ln for ln in lines if ln.startswith(("error:", "Traceback")) or "Error" in ln.split(":")[0]]
     return (errors or lines or [None])[-1]
+
+
+def _tail_after(log_path: Path, offset: int, n: int = 50) -> list[str]:
+    if not offset:
+        return tail_lines(log_path, n)
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            data = f.read(256_000)
+    except OSError:
+        return []
+    return data.decode("utf-8", errors="replace").splitlines()[-n:]
 
 
 def launches(runs_dir: str | Path) -> list[RunInfo]:
@@ -174,7 +251,7 @@ def launch_log(run_dir: str | Path) -> Path:
 def forget_launch(run_dir: str | Path) -> None:
     """Delete the launch record and log of a run that never began."""
     run_dir = Path(run_dir)
-    for suffix in (".json", ".log"):
+    for suffix in (".json", ".log", ".resume.json"):
         (run_dir.parent / LAUNCH_DIR / f"{run_dir.name}{suffix}").unlink(missing_ok=True)
 
 
@@ -189,6 +266,9 @@ def stop_run(run_dir: str | Path) -> str:
             raise RunError(f"run {run_dir.name}: no status.json and no launch record, nothing to stop")
         status = {"state": "running", "pid": rec["pid"], "host": rec.get("host")}
     state = run_state(status)
+    resuming = read_json(resume_record(run_dir))
+    if state != "running" and (resume_outcome(run_dir) or ("",))[0] == "starting" and isinstance(resuming, dict):
+        status, state = {"pid": resuming.get("pid"), "host": resuming.get("host")}, "running"  # a resume booting
     if state != "running":
         raise RunError(f"run {run_dir.name} is {state}, not running")
     if status.get("host") != socket.gethostname():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -124,24 +125,35 @@ AT_TITLES = {"column": "each column's best dev value over the epochs",
              "checkpoint": "the dev values of each run's best checkpoint"}
 
 
-def compare_table(rows: list[dict], at: str = "column") -> Table:
+WIDE = 120  # narrower consoles (80 columns, a pipe) get the differing settings under the table, not as a column
+
+
+def compare_table(rows: list[dict], at: str = "column", width: int | None = None) -> Table:
+    """The comparison as a rich table; on a console narrower than ``WIDE`` the settings that differ are listed
+    in its caption instead of a column, so the variant and the numbers keep their width."""
     best = best_per_column(rows)
     common, differ = split_settings(rows)
+    column = any(differ) and (width is None or width >= WIDE)
+    caption = [f"shared settings: {common}"] if common else []
+    if any(differ) and not column:
+        caption += [f"{row['name']}: {d}" for row, d in zip(rows, differ, strict=True) if d]
+    narrow = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if width and width < WIDE else {}
     t = Table(title=f"Table 2 layout: {AT_TITLES[at]} (bold = best per column)",
-              caption=f"shared settings: {common}" if common else None)
-    t.add_column("run")
-    t.add_column("variant")
+              caption="\n".join(caption) or None, caption_justify="left", **narrow)
+    t.add_column("run", overflow="fold", min_width=4)
+    # the variant is what a reader needs whole: never cut or wrapped
+    t.add_column("variant", no_wrap=True, min_width=max((len(str(r["variant"])) for r in rows), default=7))
     for _, h in TABLE_COLUMNS:
-        t.add_column(h, justify="right")
-    t.add_column("s/epoch", justify="right")
-    if any(differ):
+        t.add_column(h, justify="right", no_wrap=True)
+    t.add_column("s/epoch", justify="right", no_wrap=True)
+    if column:
         t.add_column("settings")
     for row, d in zip(rows, differ, strict=True):
         cells = []
         for k, _ in TABLE_COLUMNS:
             v = row.get(k)
             cells.append("-" if v is None else (f"[bold]{v:.3f}[/]" if v == best[k] else f"{v:.3f}"))
-        t.add_row(row["name"], row["variant"], *cells, _fmt_seconds(row["seconds"]), *([d] if any(differ) else []))
+        t.add_row(row["name"], row["variant"], *cells, _fmt_seconds(row["seconds"]), *([d] if column else []))
     return t
 
 
@@ -181,6 +193,6 @@ def print_compare(runs: list[Path], fmt: str = "table", out: Console | None = No
         print(compare_markdown(rows, at))
         return
     out = out or console
-    out.print(compare_table(rows, at))
+    out.print(compare_table(rows, at, width=out.width))
     if any(str(r["settings"].get("encoder", "")).lower().startswith(("minilm", "all-minilm")) for r in rows):
         out.print(f"[dim]{ENCODER_NOTE}[/]")

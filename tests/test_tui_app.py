@@ -255,7 +255,8 @@ async def test_compare_two_runs(runs):
         sst = {str(table2.get_cell(name, "run")): str(table2.get_cell(name, "sst/acc")) for name in ("rr", "ft")}
         assert sum("★" in v for v in sst.values()) >= 1  # the best SST accuracy is marked
         assert str(table2.get_cell("ft", "para/acc")).strip() == "-"  # no Quora head on the SST run
-        assert {"variant", "epochs", "tasks"} <= set(screen.differences)
+        assert {"variant", "epochs"} <= set(screen.differences)
+        assert not any(k == "tasks" or k.startswith(("schedule_plan.", "data_sizes.")) for k in screen.differences)
         assert screen.differences["epochs"] == {"rr": 2, "ft": 1}
         metric = screen.query_one("#compare-metric", Select)
         assert metric.value == "sst/acc"
@@ -291,6 +292,42 @@ async def test_score_a_sentence_and_a_pair(runs):
         assert 0 <= r["paraphrase"] <= 1 and 0 <= r["similarity"] <= 5 and r["ms"] > 0
         assert [label for label, _, _ in screen.query_one("#pair-bars", ScoreBars).rows] == \
             ["paraphrase probability", "similarity (0–5)"]
+
+
+async def test_score_names_what_it_loaded_and_drops_stale_scores(runs, tmp_path):
+    """Issue 13: the step loaded is shown; a folder typed in is not named as the dropdown's old run; a checkpoint
+    without pair heads, or one that cannot load, leaves no old result on screen."""
+    app = WalklessApp(runs)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_score(runs / "rr")
+        await pilot.pause()
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.scorer is not None, timeout=60, what="rr to load")
+        step = json.loads((runs / "rr" / "best.json").read_text())["step"]
+        assert f"step {step}" in text_of(screen.query_one("#score-info"))
+        await wait_for(pilot, lambda: screen.query_one("#score-run", Select).value == str(runs / "rr"),
+                       what="the dropdown to name rr")
+        await pilot.press(*"A lovely film.", "tab", *"How do I cook rice?", "tab", *"How to cook rice?", "enter")
+        await wait_for(pilot, lambda: screen.pair_result and screen.sentiment_result, what="both scores")
+        assert "ms" in text_of(screen.query_one("#pair-info"))
+
+        copy = shutil.copytree(runs / "ft", tmp_path / "ft-copy")  # an SST-only checkpoint, typed in
+        screen.query_one("#score-path").value = str(copy)
+        screen.query_one("#score-path").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.loaded_from == copy, timeout=60, what="the copy to load")
+        await pilot.pause(0.1)
+        assert screen.query_one("#score-run", Select).value is Select.NULL  # no longer says rr
+        assert text_of(screen.query_one("#pair-info")) == "" and screen.pair_result is None
+        assert "no pair heads" in str(screen.query_one("#pair-bars", ScoreBars).render())
+
+        screen.query_one("#score-path").value = str(tmp_path / "nowhere")
+        screen.query_one("#score-path").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.error is not None, timeout=60, what="the bad path to fail")
+        await pilot.pause(0.1)
+        assert text_of(screen.query_one("#sentiment-info")) == "" and screen.sentiment_result is None
+        assert "no checkpoint" in str(screen.query_one("#sentiment-bars", ScoreBars).render())
 
 
 async def test_a_checkpoint_that_does_not_match_its_config_is_a_message(runs, tmp_path):
@@ -353,9 +390,18 @@ async def test_evaluate_shows_confusion_tables_and_sts_distributions(runs, demo_
         assert screen.query_one("#eval-tabs").active == "tab-sts"
 
         shown = screen.shown
-        await pilot.press("ctrl+r")  # evaluate the best checkpoint on the data folder, in a worker
+        await pilot.press("ctrl+r")  # evaluate the chosen epoch's checkpoint on the data folder, in a worker
         await wait_for(pilot, lambda: screen.shown > shown, timeout=60, what="the evaluation")
-        assert "best checkpoint" in screen.source and sum(map(sum, screen.reports["sst"]["confusion"])) == 105
+        assert "checkpoint" in screen.source and sum(map(sum, screen.reports["sst"]["confusion"])) == 105
+        epoch = screen.query_one("#eval-epoch", Select).value
+        assert f"of epoch {epoch}" in screen.source and f": epoch {epoch}, step" in screen.source
+
+        screen.query_one("#eval-epoch", Select).value = 1  # issue 13: the epoch chosen is the one ctrl+r scores
+        await wait_for(pilot, lambda: "epoch 1 (from metrics.jsonl)" in screen.source, what="epoch 1")
+        shown = screen.shown
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: screen.shown > shown, timeout=60, what="the evaluation of epoch 1")
+        assert "checkpoint of epoch 1: epoch 1, step" in screen.source or "no checkpoint of epoch 1" in screen.source
 
 
 # --- Failure cases -------------------------------------------------------------------------------------

@@ -18,3 +18,8 @@ async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "conditi
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text lines (the composed screen, modal dialogs included)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -11,7 +11,7 @@ The app only reads run folders (``core.runs``) and starts ``walkless train`` pro
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 
@@ -21,10 +21,11 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from core.demo import ensure_demo_data
-from core.launch import stop_run
+from core.launch import resume_problem, resume_training, stop_run
 from core.runs import RunError
 from walkless_tui.runindex import find_table2
 from walkless_tui.screens.compare import CompareScreen
+from walkless_tui.screens.confirm import ConfirmScreen
 from walkless_tui.screens.evaluate import EvaluateScreen
 from walkless_tui.screens.help import HelpScreen
 from walkless_tui.screens.launch import LaunchScreen
@@ -39,6 +40,7 @@ STYLES = ["app", "runs", "launch", "monitor", "compare", "score", "evaluate"]
 class WalklessApp(App):
     TITLE = "walkless"
     CSS_PATH = [f"styles/{name}.tcss" for name in STYLES]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # screens get a class the styles adapt to
     BINDINGS = [
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit", show=False),
@@ -53,6 +55,7 @@ class WalklessApp(App):
         self.data_dir = Path(data_dir).expanduser().absolute()
         self.encoder = encoder
         self.focus_run: str | None = None  # a run the Runs screen should highlight when it appears
+        self.last_form: dict[str, str] = {}  # the launch form's fields when it was last left (restored next time)
         self.table2 = Path(table2).expanduser().absolute() if table2 is not None else None  # open on it
 
     def get_default_screen(self) -> Screen:
@@ -74,8 +77,9 @@ class WalklessApp(App):
     def open_monitor(self, run_dir: Path) -> None:
         self.push_screen(MonitorScreen(run_dir))
 
-    def open_launch(self) -> None:
-        self.push_screen(LaunchScreen())
+    def open_launch(self, template: dict | None = None) -> None:
+        """The launch form; ``template`` (a run's config.json) prefills it: a new run from that one."""
+        self.push_screen(LaunchScreen(template))
 
     def open_compare(self, run_dirs: list[Path] | None = None) -> None:
         self.push_screen(CompareScreen(run_dirs or []))
@@ -115,33 +119,80 @@ class WalklessApp(App):
             self.notify(str(e), severity="error")
             return False
 
+    def resume(self, run_dir: Path, after: Callable[[], None] | None = None) -> None:
+        """Resume a stopped or failed run after a yes; when it cannot be, say why (no checkpoint, never began…).
+        A resume that then fails shows on the run's row and in Monitor (``core.launch.resume_outcome``)."""
+        problem = resume_problem(run_dir)
+        if problem:
+            self.notify(problem, title="cannot resume", severity="warning", timeout=10)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                pid = resume_training(run_dir)
+            except (RunError, OSError) as e:
+                self.notify(str(e), title="cannot resume", severity="error", timeout=10)
+                return
+            self.notify(f"resuming {run_dir.name} from its last checkpoint (pid {pid})", title="resume")
+            if after is not None:
+                after()
+
+        self.push_screen(ConfirmScreen(f"Resume run {run_dir.name} from its last checkpoint?"), answered)
+
+    def training_runs(self) -> list[str]:
+        """The runs the Runs screen last saw training or starting."""
+        listing = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
+        return [r.name for r in (listing.runs if listing else []) if r.state in ("running", "starting")]
+
+    async def action_quit(self) -> None:
+        """Quit; while runs train, first say that they go on training and ask."""
+        training = self.training_runs()
+        if not training:
+            self.exit()
+            return
+        if isinstance(self.screen, ConfirmScreen):
+            return
+        names = ", ".join(training[:3]) + (f" and {len(training) - 3} more" if len(training) > 3 else "")
+        question = (f"{len(training)} run{'s' if len(training) > 1 else ''} still training ({names}): "
+                    f"they go on after the app closes (x stops a run). Quit?")
+        self.push_screen(ConfirmScreen(question), lambda yes: self.exit() if yes else None)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Runs", "List every run (live)", self.go_runs)
-        yield SystemCommand("Launch", "Start a new training run", self.open_launch)
-        yield SystemCommand("Compare", "Overlay curves and Table 2 for chosen runs", self.open_compare)
-        yield SystemCommand("Table 2", "A `walkless table2` sweep (table2.json): our rows beside the report's",
-                            self.open_table2)
-        yield SystemCommand("Score", "Score a sentence or a pair with a checkpoint", self.open_score)
-        yield SystemCommand("Evaluate", "Confusion matrices, per-class F1, STS distributions", self.open_evaluate)
-        yield SystemCommand("Help", "Keys and what each screen shows", self.action_help)
-        yield from self.binding_commands(screen)
+        commands: list[tuple[str, str, Callable]] = [
+            ("Runs", "List every run (live)", self.go_runs),
+            ("Launch", "Start a new training run", self.open_launch),
+            ("Compare", "Overlay curves and Table 2 for chosen runs", self.open_compare),
+            ("Table 2", "A `walkless table2` sweep (table2.json): our rows beside the report's", self.open_table2),
+            ("Score", "Score a sentence or a pair with a checkpoint", self.open_score),
+            ("Evaluate", "Confusion matrices, per-class F1, STS distributions", self.open_evaluate),
+            ("Help", "Keys and what each screen shows", self.action_help),
+        ]
+        bound = {title: (key, callback) for title, key, callback in self.binding_commands(screen)}
+        for title, help_text, callback in commands:
+            if title in bound:  # the screen's key for it (Compare: the marked runs): one entry, not two
+                key, callback = bound.pop(title)
+                help_text += f" (key {key} here)"
+            yield SystemCommand(title, help_text, callback)
+        where = f"key on the {screen.sub_title or 'current'} screen"
+        for title, (key, callback) in bound.items():
+            yield SystemCommand(f"{title} ({key})", where, callback)
         listing = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
         for run in (listing.runs if listing else [])[:30]:
             yield SystemCommand(f"Monitor {run.name}", f"{run.variant}, {run.state}",
                                 lambda p=run.path: self.open_monitor(p))
 
-
-    def binding_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The screen's own key bindings (those in its footer) as palette commands, with their keys."""
+    def binding_commands(self, screen: Screen) -> Iterable[tuple[str, str, Callable]]:
+        """The screen's own key bindings (those in its footer): (description, key, callback)."""
         seen = set()
         for active in screen.active_bindings.values():
             b = active.binding
             if not (b.show and b.description and active.enabled) or active.node is self or b.action in seen:
                 continue
             seen.add(b.action)
-            yield SystemCommand(f"{b.description} ({self.get_key_display(b)})", f"key on the {screen.sub_title or 'current'} screen",
-                                partial(self.run_action, b.action, active.node))
+            yield b.description, self.get_key_display(b), partial(self.run_action, b.action, active.node)
 
 
 def build_parser() -> argparse.ArgumentParser:

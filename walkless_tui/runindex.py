@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
-from core.launch import launches
+from core.launch import launches, resume_outcome
 from core.runs import RunInfo, load_run, read_json, run_state
 
 
@@ -34,6 +35,9 @@ class RunIndex:
         return self.runs_dir.is_dir()
 
     def load(self, run_dir: Path) -> RunInfo:
+        return with_resume(self._load(run_dir))
+
+    def _load(self, run_dir: Path) -> RunInfo:
         stamp = _stamp(run_dir)
         cached = self._cache.get(run_dir)
         if cached and cached[0] == stamp:
@@ -96,9 +100,20 @@ def unreadable(run_dir: Path, error: Exception) -> RunInfo:
                    message=f"{run_dir}: status.json or config.json has unexpected values ({error})")
 
 
+def with_resume(info: RunInfo) -> RunInfo:
+    """``info`` as the app's last resume of it left it: ``starting`` while the resumed process boots,
+    ``failed`` with the launch log's error when it died before training (a copy; the cached info stays)."""
+    if info.state not in ("stopped", "failed"):
+        return info
+    outcome = resume_outcome(info.path)
+    if outcome is None:
+        return info
+    return replace(info, state=outcome[0], message=outcome[1])
+
+
 def quick_info(run_dir: Path) -> RunInfo:
     try:
-        return _quick_info(run_dir)
+        return with_resume(_quick_info(run_dir))
     except (ValueError, TypeError, AttributeError) as e:
         return unreadable(run_dir, e)
 

@@ -44,14 +44,17 @@ def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_P
     return out_x, out_y
 
 
-def loss_series(records: Iterable[dict]) -> dict[str, tuple[list[int], list[float]]]:
-    """``{"task": ([steps], [losses])}`` from metrics records of kind ``step``."""
-    out: dict[str, tuple[list[int], list[float]]] = {}
+def loss_series(records: Iterable[dict], x: str = "step") -> dict[str, tuple[list, list[float]]]:
+    """``{"task": ([steps], [losses])}`` from metrics records of kind ``step``; ``x="time"``: the records'
+    wall-clock times instead of the steps (records without one are left out)."""
+    out: dict[str, tuple[list, list[float]]] = {}
     for r in records:
         if r.get("kind") != "step" or not isinstance(r.get("loss"), (int, float)):
             continue
+        if x == "time" and not isinstance(r.get("time"), (int, float)):
+            continue
         xs, ys = out.setdefault(str(r.get("task", "?")), ([], []))
-        xs.append(int(r.get("step", len(xs))))
+        xs.append(float(r["time"]) if x == "time" else int(r.get("step", len(xs))))
         ys.append(float(r["loss"]))
     return out
 
@@ -93,14 +96,15 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-IGNORED_KEYS = ("name", "runs_dir")
+IGNORED_KEYS = ("name", "runs_dir", "tasks")  # tasks follow from variant and task
+IGNORED_PREFIXES = ("schedule_plan.", "data_sizes.")  # derived from the data and the schedule, not settings
 FIRST_KEYS = ("variant", "task", "tasks", "encoder", "lr", "batch_size", "epochs", "seed", "max_train", "dropout")
 
 
 def config_differences(configs: dict[str, dict]) -> dict[str, dict[str, Any]]:
     """``{key: {run: value}}`` for the configuration keys whose values are not all equal."""
     flat = {run: flatten(c) for run, c in configs.items()}
-    found = {k for c in flat.values() for k in c} - set(IGNORED_KEYS)
+    found = {k for c in flat.values() for k in c if not k.startswith(IGNORED_PREFIXES)} - set(IGNORED_KEYS)
     keys = [k for k in FIRST_KEYS if k in found] + sorted(  # the usual suspects first, then SMART, then the rest
         found - set(FIRST_KEYS), key=lambda k: (not k.startswith("smart."), k))
     out = {}

@@ -176,7 +176,8 @@ class CompareScreen(WalklessScreen):
             with VerticalScroll(id="compare-main"):
                 yield CurvePlot("", "epoch", "", empty="choose runs and a metric", id="compare-plot")
                 title = ("Table 2 sweep: ours (the report's) per row, its best dev checkpoint (★ best per column)"
-                         if self.table2_path else "Table 2 layout: best dev value per run (★ best per column)")
+                         if self.table2_path else
+                         "Table 2 layout: each column's best dev value over the epochs (★ best per column)")
                 yield Static(title, classes="section-title", id="table2-title")
                 yield DataTable(id="table2", cursor_type="row", zebra_stripes=True)
                 yield Static("", id="compare-note")
@@ -191,6 +192,8 @@ class CompareScreen(WalklessScreen):
 
     def on_mount(self) -> None:
         self.index = RunIndex(self.runs_root)
+        self._run_stamps: dict[str, tuple] = {}
+        self.set_interval(self.POLL_SECONDS, self.poll_runs)  # live while the chosen runs train
         if self.table2_path is None:
             self.sub_title = "compare"
             self._list_runs()
@@ -226,8 +229,27 @@ class CompareScreen(WalklessScreen):
             return f"{run.variant}  [dim]{run.state}[/]"
         return f"{run.name}  [dim]{run.variant} · {run.state}[/]"
 
+    def _chosen_stamps(self) -> dict[str, tuple]:
+        stamps = {}
+        for value in self.query_one("#compare-runs", SelectionList).selected:
+            stamp = []
+            for name in ("status.json", "metrics.jsonl", "best.json"):
+                try:
+                    st = os.stat(Path(value) / name)
+                    stamp.append((st.st_mtime_ns, st.st_size))
+                except OSError:
+                    stamp.append(None)
+            stamps[value] = tuple(stamp)
+        return stamps
+
+    def poll_runs(self) -> None:
+        """Re-read the chosen runs when one of them wrote new metrics or status since the last read (timer)."""
+        if self._chosen_stamps() != self._run_stamps:
+            self.reload()
+
     @on(SelectionList.SelectedChanged, "#compare-runs")
     def reload(self) -> None:
+        self._run_stamps = self._chosen_stamps()  # before reading: a write from now on is seen by the next poll
         paths = [Path(v) for v in self.query_one("#compare-runs", SelectionList).selected]
         self._load(paths)
 

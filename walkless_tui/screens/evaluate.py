@@ -26,6 +26,22 @@ from walkless_tui.widgets.reports import ClassScoresTable, ConfusionTable
 CLASS_TASKS = [("sst", "SST"), ("para", "Quora"), ("cfimdb", "CFIMDB")]
 
 
+def epoch_checkpoint(run_dir: Path, epoch: int | None) -> tuple[Path, str]:
+    """The checkpoint ctrl+r evaluates: the one saved at the end of ``epoch`` when the run still keeps it, else
+    the best; with a note saying which (the run folder itself stands for its best checkpoint)."""
+    if epoch is None:
+        return run_dir, "best checkpoint"
+    best = read_json(run_dir / "best.json") or {}
+    folders = [run_dir / best["path"]] if isinstance(best.get("path"), str) else []
+    folders += sorted(p for p in (run_dir / "checkpoints").glob("*") if p.is_dir())
+    for folder in folders:
+        meta = read_json(folder / "walkless.json") or {}
+        if meta.get("epoch") == epoch and meta.get("epoch_done", True):
+            kind = "best checkpoint" if folders and folder == folders[0] and best else "checkpoint"
+            return folder, f"{kind} of epoch {epoch}"
+    return run_dir, f"best checkpoint (no checkpoint of epoch {epoch} is kept)"
+
+
 def pearson(a: list[float], b: list[float]) -> float | None:
     n = len(a)
     if n < 2 or n != len(b):
@@ -60,7 +76,8 @@ class EvaluateScreen(WalklessScreen):
             yield Select([], prompt="run", id="eval-run")
             yield Select([], prompt="epoch (from metrics.jsonl)", id="eval-epoch")
             yield Input(str(self.wapp.data_dir), placeholder="data folder", id="eval-data")
-            yield Button("Evaluate best checkpoint (ctrl+r)", id="eval-go")
+            yield Button("Evaluate (ctrl+r)", id="eval-go", tooltip="evaluate the chosen epoch's checkpoint "
+                         "(the best one when that epoch's is not kept) on the data folder")
         yield Static("choose a run", id="eval-info")
         with TabbedContent(id="eval-tabs"):
             for task, title in CLASS_TASKS:
@@ -151,19 +168,22 @@ class EvaluateScreen(WalklessScreen):
             self.notify("Choose a run first.", severity="warning")
             return
         data_dir = Path(self.query_one("#eval-data", Input).value.strip() or self.wapp.data_dir).expanduser()
+        value = self.query_one("#eval-epoch", Select).value
+        epoch = None if value is Select.NULL else int(value)
         self.query_one("#eval-info", Static).update(Text(f"evaluating {self.run_dir.name} on {data_dir} …",
                                                          style="yellow"))
-        self._evaluate(self.run_dir, data_dir)
+        self._evaluate(self.run_dir, data_dir, epoch)
 
     @work(thread=True, exclusive=True, group="evaluate", exit_on_error=False, name="evaluating")
-    def _evaluate(self, run_dir: Path, data_dir: Path) -> None:
+    def _evaluate(self, run_dir: Path, data_dir: Path, epoch: int | None = None) -> None:
         from core.checkpoint import load_checkpoint
         from core.data import load_task
         from core.evaluate import evaluate
 
         t0 = time.perf_counter()
         try:
-            model, meta, tok = load_checkpoint(run_dir)
+            checkpoint, which = epoch_checkpoint(run_dir, epoch)
+            model, meta, tok = load_checkpoint(checkpoint)
             dev = {t: load_task(data_dir, t, "dev", tok) for t in model.heads.tasks}
             metrics, reports = evaluate(model, dev)
         except Exception as e:  # the UI boundary: bad data or checkpoint becomes a message
@@ -171,8 +191,8 @@ class EvaluateScreen(WalklessScreen):
             self.from_thread(self._failed, f"cannot evaluate {run_dir.name}: {msg}")
             return
         summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        source = (f"{run_dir.name}, best checkpoint (epoch {meta.get('epoch', '?')}) on {data_dir} "
-                  f"in {time.perf_counter() - t0:.1f}s  {summary}")
+        source = (f"{run_dir.name}, {which}: epoch {meta.get('epoch', '?')}, step {meta.get('step', '?')}, "
+                  f"on {data_dir} in {time.perf_counter() - t0:.1f}s  {summary}")
         self.from_thread(self._show, reports, source)
 
     def _failed(self, message: str) -> None:

@@ -19,16 +19,21 @@ folder (`--runs-dir`), so runs started from the command line (`walkless train`) 
 | key | |
 |---|---|
 | `enter` | monitor the highlighted run |
-| `n` | launch a new run |
+| `n` | launch a new run (the form comes back as you last left it) |
+| `N` | a new run from the highlighted one: the form filled with its settings |
 | `space` | mark / unmark a run for comparison |
 | `c` | compare the marked runs |
 | `t` | Table 2: open the `walkless table2` sweep of the runs folder (its `table2.json`) |
 | `s` / `e` | score text / evaluate with the run's checkpoint |
 | `x` | stop the run (it ends after its current step, state *stopped*) |
-| `r` | resume a stopped or failed run from its last checkpoint |
-| `/` | filter (words match name, variant, state, tasks) |
+| `r` | resume a stopped or failed run from its last checkpoint (when it cannot, the message says why; a resume that fails shows on the run's row) |
+| `a` | a note for the run (kept in its folder as `notes.txt`; `#tags` in it are found by the filter) |
+| `/` | filter (words match name, variant, state, tasks, note) |
 | `o` / `R` | next sort column / reverse; clicking a column header sorts by it |
-| `d` | dismiss a launch that failed before its run began |
+| `d` | dismiss a launch that failed before its run began (asks first; run folders are never deleted) |
+| `q` | quit (asks first while runs train: they go on training after the app closes) |
+
+The metric columns are the last epoch's dev values; Compare shows each column's best over the epochs.
 
 ## Launch
 Pick a variant (single-task variants also a task), the encoder, the data folder and hyperparameters
@@ -36,12 +41,14 @@ Pick a variant (single-task variants also a task), the encoder, the data folder 
 `ctrl+s` starts `walkless train` as a detached process: it keeps training when the app closes.
 
 ## Monitor
-Training loss per task (smoothed with an exponential moving average: `+` / `-`), dev metrics per epoch,
-the tail of `train.log`. `x` stops the run.
+Training loss per task (smoothed with an exponential moving average: `+` / `-`; `l` log scale, `t` x axis by
+step or by minutes), dev metrics per epoch,
+the tail of `train.log` (and of the launch log when the run failed to start or resume). `x` stops the
+run, `r` resumes it. Live while the run trains.
 
 ## Compare
 Choose runs on the left and a metric: overlaid curves, the report's Table 2 (best per column marked ★),
-and the hyperparameters that differ between the runs.
+and the hyperparameters that differ between the runs. Live: re-read when a chosen run logs an epoch.
 
 Opened on a Table 2 sweep (`t` on Runs, "Table 2" in the palette, or `walkless-tui --table2 PATH`), the
 table is the sweep's `table2.json`: per row our SST / Quora / STS dev numbers beside the report's
@@ -56,7 +63,8 @@ probabilities) or a pair (paraphrase probability and 0–5 similarity).
 ## Evaluate
 Confusion matrices and per-class precision / recall / F1 (the report's Table 3) per epoch from the
 run's metrics, STS true vs predicted distributions (Figure 3); or evaluate the best checkpoint on a data
-folder (`ctrl+r`). `1`–`4` switch between the SST, Quora, CFIMDB and STS tabs.
+folder (`ctrl+r`: the chosen epoch's checkpoint when the run still keeps it, else the best one; the line
+above the tabs says which). `1`–`4` switch between the SST, Quora, CFIMDB and STS tabs.
 """
 
 

@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
 
-from core.launch import launch_log
+from core.launch import has_checkpoint, launch_log
 from core.report import COLUMNS
 from core.runs import RunInfo, read_metrics_since
 from walkless_tui.runindex import TextFollower, quick_info
@@ -28,8 +28,11 @@ SMOOTHING = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99]
 class MonitorScreen(WalklessScreen):
     BINDINGS = [
         Binding("x", "stop", "Stop run"),
+        Binding("r", "resume", "Resume"),
         Binding("plus,equals_sign", "smooth(1)", "Smoother"),
         Binding("minus", "smooth(-1)", "Rougher"),
+        Binding("l", "log_scale", "Log scale"),
+        Binding("t", "x_axis", "Step/time"),
         Binding("s", "score", "Score"),
         Binding("e", "evaluate", "Evaluate"),
     ]
@@ -39,7 +42,9 @@ class MonitorScreen(WalklessScreen):
         self.run_dir = Path(run_dir)
         self.info: RunInfo | None = None
         self.metrics_offset = 0
-        self.losses: dict[str, tuple[list, list]] = {}
+        self.losses: dict[str, tuple[list, list]] = {}  # by step
+        self.losses_t: dict[str, tuple[list, list]] = {}  # by wall-clock time
+        self.x_axis = "step"  # or "time" (minutes since the first logged step)
         self.epochs: list[dict] = []
         self.smoothing = 2  # index into SMOOTHING
         self.log_follower = TextFollower(self.run_dir / "train.log")
@@ -82,34 +87,41 @@ class MonitorScreen(WalklessScreen):
             info = quick_info(self.run_dir)
             records, self.metrics_offset = read_metrics_since(self.run_dir, self.metrics_offset)
             new_losses = loss_series(records)
-            for task, (xs, ys) in new_losses.items():
-                old = self.losses.setdefault(task, ([], []))
-                old[0].extend(xs)
-                old[1].extend(ys)
+            for store, new in ((self.losses, new_losses), (self.losses_t, loss_series(records, x="time"))):
+                for task, (xs, ys) in new.items():
+                    old = store.setdefault(task, ([], []))
+                    old[0].extend(xs)
+                    old[1].extend(ys)
             new_epochs = [r for r in records if r.get("kind") == "epoch"]
             self.epochs.extend(new_epochs)
             curves = None
             if new_losses or replot:
-                curves = smooth_for_plot(self.losses, SMOOTHING[self.smoothing])
+                curves = smooth_for_plot(self.plotted_losses(), SMOOTHING[self.smoothing])
             lines = self.log_follower.read()
-            if not (self.run_dir / "train.log").exists():
-                lines = self.launch_follower.read()  # still starting, or died before its log began
+            if not (self.run_dir / "train.log").exists() or (info.message or "").startswith(("resum", "resume")):
+                lines += self.launch_follower.read()  # starting, or died before its log began or its resume ran
         finally:
             self._polling = False
         self.from_thread(self._apply, info, curves, bool(new_epochs) or self.polls == 0, lines)
 
     def _apply(self, info: RunInfo, curves: dict | None, epochs_changed: bool, lines: list[str]) -> None:
+        ended = self.info is not None and self.info.state in ("running", "starting") and info.state != self.info.state
         self.info = info
         self.polls += 1
         self._show_head(info)
         if curves is not None:
             alpha = SMOOTHING[self.smoothing]
-            self.query_one("#loss-plot", CurvePlot).set_series(
-                curves, title=f"training loss per task (EMA {alpha:g}; +/- to change)")
+            plot = self.query_one("#loss-plot", CurvePlot)
+            plot.xlabel = "step" if self.x_axis == "step" else "minutes"
+            scale = ", log scale" if plot.log_y else ""
+            plot.set_series(curves, title=f"training loss per task (EMA {alpha:g}{scale}; +/- l t to change)")
         if epochs_changed:
             self._show_epochs()
         if lines:
             self.query_one("#train-log", Log).write_lines(lines)
+        if ended:  # train.log may say nothing when a run stops or dies: the log tail says it here
+            self.query_one("#train-log", Log).write_line(
+                f"── run {info.state} at step {info.step}" + (f": {info.message}" if info.message else ""))
 
     def _show_head(self, info: RunInfo) -> None:
         title = Text.assemble((info.name, "bold"), "  ", info.variant, "  ",
@@ -118,15 +130,35 @@ class MonitorScreen(WalklessScreen):
             title.append(f"  tasks {', '.join(info.tasks)}", style="dim")
         if info.message:
             title.append("\n" + info.message, style="red" if info.state == "failed" else "dim")
+        if info.state in ("stopped", "failed") and has_checkpoint(info.path):
+            title.append("  (r resumes it here)", style="bold")
         self.query_one("#monitor-title", Static).update(title)
         bar = self.query_one("#monitor-progress", ProgressBar)
+        # status.json is written every few steps; the logged losses may be ahead of it (say after a stop)
+        step = max([info.step] + [xs[-1] for xs, _ in self.losses.values() if xs])
         if info.state == "finished" and info.total_steps:
             bar.update(total=info.total_steps, progress=info.total_steps)
         elif info.total_steps:
-            bar.update(total=info.total_steps, progress=info.step)
-        times = f"epoch {info.epoch}/{info.epochs or '?'}  step {info.step}/{info.total_steps or '?'}  " \
+            bar.update(total=info.total_steps, progress=min(step, info.total_steps))
+        times = f"epoch {info.epoch}/{info.epochs or '?'}  step {step}/{info.total_steps or '?'}  " \
                 f"elapsed {fmt_duration(info.elapsed)}  ETA {fmt_duration(info.eta)}"
         self.query_one("#monitor-times", Static).update(times)
+        self._show_empty_plot(info)
+
+    def _show_empty_plot(self, info: RunInfo) -> None:
+        """What the loss plot says before its first point: the same step as the bar, and why nothing yet."""
+        plot = self.query_one("#loss-plot", CurvePlot)
+        every = info.config.get("log_every")
+        if info.state == "starting":
+            empty = "the run is starting (no step yet)"
+        elif info.step and not self.losses:
+            empty = (f"step {info.step}/{info.total_steps or '?'}: no loss logged yet"
+                     + (f" (losses are logged every {every} steps)" if every else ""))
+        else:
+            empty = "no training steps logged yet"
+        if empty != plot.empty:
+            plot.empty = empty
+            plot.refresh()
 
     def _show_epochs(self) -> None:
         table = self.query_one("#dev-table", DataTable)
@@ -147,6 +179,24 @@ class MonitorScreen(WalklessScreen):
             table.add_columns("(no epoch finished yet)")
 
     # --- actions ----------------------------------------------------------------------------------
+    def plotted_losses(self) -> dict[str, tuple[list, list]]:
+        """The stored losses against the chosen x axis: steps, or minutes since the first logged step."""
+        if self.x_axis == "step":
+            return self.losses
+        t0 = min((xs[0] for xs, _ in self.losses_t.values() if xs), default=0.0)
+        return {task: ([(x - t0) / 60 for x in xs], ys) for task, (xs, ys) in self.losses_t.items()}
+
+    def action_log_scale(self) -> None:
+        plot = self.query_one("#loss-plot", CurvePlot)
+        plot.log_y = not plot.log_y
+        self._replot = True
+        self.poll()
+
+    def action_x_axis(self) -> None:
+        self.x_axis = "time" if self.x_axis == "step" else "step"
+        self._replot = True
+        self.poll()
+
     def action_smooth(self, delta: int) -> None:
         self.smoothing = max(0, min(len(SMOOTHING) - 1, self.smoothing + delta))
         self._replot = True
@@ -163,6 +213,9 @@ class MonitorScreen(WalklessScreen):
                 self.wapp.stop(self.run_dir)
 
         self.app.push_screen(ConfirmScreen(f"Stop run {self.run_dir.name} after its current step?"), answered)
+
+    def action_resume(self) -> None:
+        self.wapp.resume(self.run_dir, after=self.poll)
 
     def action_score(self) -> None:
         self.wapp.open_score(self.run_dir)

@@ -12,18 +12,22 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from core.launch import forget_launch, resume_training
-from core.runs import RunError, RunInfo
+from core.launch import forget_launch
+from core.runs import RunInfo
 from walkless_tui.runindex import RunIndex
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.screens.confirm import ConfirmScreen
+from walkless_tui.screens.note import NoteScreen, read_note, write_note
 from walkless_tui.series import bar, display_path, fmt_duration, progress_fraction
 
 STATE_STYLE = {"running": "bold yellow", "finished": "green", "failed": "bold red", "stopped": "magenta",
                "starting": "cyan"}
 METRICS = [("sst", "sst/acc", "SST acc"), ("para", "para/acc", "Quora acc"), ("sts", "sts/pearson", "STS r")]
-COLUMNS = [("mark", " "), ("name", "run"), ("variant", "variant"), ("state", "state"), ("progress", "progress"),
-           ("elapsed", "elapsed"), ("eta", "ETA"), *[(k, h) for k, _, h in METRICS], ("note", "note")]
+# the metrics before the wide, less needed columns, so that an 80-column terminal still shows them
+COLUMNS = [("mark", " "), ("name", "run"), ("state", "state"), ("progress", "progress"),
+           *[(k, h) for k, _, h in METRICS], ("variant", "variant"), ("elapsed", "elapsed"), ("eta", "ETA"),
+           ("note", "note")]
+NARROW = 110  # below this many columns the progress bar is drawn 4 cells wide instead of 10
 SORTS: dict[str, Callable[[RunInfo], object]] = {
     "started": lambda r: r.started or 0,
     "name": lambda r: r.name,
@@ -35,9 +39,9 @@ SORTS: dict[str, Callable[[RunInfo], object]] = {
 }
 
 
-def run_matches(run: RunInfo, query: str) -> bool:
-    """Every word of ``query`` is in the run's name, variant, state or tasks (case-insensitive)."""
-    hay = " ".join([run.name, run.variant, run.state, *run.tasks]).lower()
+def run_matches(run: RunInfo, query: str, note: str = "") -> bool:
+    """Every word of ``query`` is in the run's name, variant, state, tasks or note (case-insensitive)."""
+    hay = " ".join([run.name, run.variant, run.state, *run.tasks, note]).lower()
     return all(w in hay for w in query.lower().split())
 
 
@@ -47,43 +51,51 @@ def same_cell(a: object, b: object) -> bool:
     return a == b
 
 
-def row_cells(run: RunInfo, marked: bool) -> tuple:
+def row_cells(run: RunInfo, marked: bool, bar_width: int = 10, user_note: str = "") -> tuple:
     frac = progress_fraction(run.step, run.total_steps, run.state)
     if run.state == "starting":
         progress = "starting…"
     elif run.epochs:
-        progress = f"{run.epoch}/{run.epochs} {bar(frac)} {frac:4.0%}"
+        progress = f"{run.epoch}/{run.epochs} {bar(frac, bar_width)} {frac:4.0%}"
     else:
         progress = "-"
-    note = (run.message or "").splitlines()[0][:70] if run.message else ""
+    note = (run.message or "").splitlines()[0][:70] if run.message else user_note[:70]
     return (
         Text("●" if marked else " ", style="bold cyan"),
         run.name,
-        run.variant,
         Text(run.state, style=STATE_STYLE.get(run.state, "")),
         progress,
-        fmt_duration(run.elapsed),
-        fmt_duration(run.eta),
         *[Text(f"{run.dev[m]:.3f}", justify="right") if m in run.dev else Text("-", justify="right")
           for _, m, _ in METRICS],
-        Text(note, style="red" if run.state == "failed" else "dim"),
+        run.variant,
+        fmt_duration(run.elapsed),
+        fmt_duration(run.eta),
+        Text(note, style="red" if run.state == "failed" else "dim" if run.message else "italic"),
     )
+
+
+class RunsTable(DataTable):
+    """The runs table; its ``enter`` (open Monitor) is shown in the footer."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Monitor")]
 
 
 class RunsScreen(WalklessScreen):
     BINDINGS = [
         Binding("n", "launch", "New run"),
+        Binding("N", "clone", "New from this"),
+        Binding("x", "stop", "Stop run"),
+        Binding("r", "resume", "Resume"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("t", "table2", "Table 2"),
         Binding("s", "score", "Score"),
         Binding("e", "evaluate", "Evaluate"),
-        Binding("x", "stop", "Stop run"),
-        Binding("r", "resume", "Resume", show=False),
         Binding("slash", "filter", "Filter"),
         Binding("o", "sort", "Sort"),
         Binding("R", "reverse", "Reverse", show=False),
-        Binding("d", "dismiss_launch", "Dismiss failed launch", show=False),
+        Binding("a", "note", "Note"),
+        Binding("d", "dismiss_launch", "Dismiss failed launch"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -92,6 +104,7 @@ class RunsScreen(WalklessScreen):
         super().__init__()
         self.index: RunIndex | None = None
         self.runs: list[RunInfo] = []
+        self.notes: dict[str, str] = {}  # run name -> its notes.txt
         self.marked: set[str] = set()
         self.sort_key, self.sort_reverse = "started", True
         self.query_text = ""
@@ -106,7 +119,7 @@ class RunsScreen(WalklessScreen):
             yield Input(placeholder="filter runs: name, variant, state, task…", id="filter")
             yield Static("", id="sort-label")
         yield Static("", id="runs-empty")
-        table: DataTable = DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        table = RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         yield table
@@ -134,24 +147,27 @@ class RunsScreen(WalklessScreen):
     def _scan(self) -> None:
         try:
             runs = self.index.scan() if self.index else []
+            notes = {r.name: note for r in runs if (note := read_note(r.path))}
         finally:
             self._scanning = False
-        self.from_thread(self.show_runs, runs)
+        self.from_thread(self.show_runs, runs, notes)
 
-    def show_runs(self, runs: list[RunInfo]) -> None:
+    def show_runs(self, runs: list[RunInfo], notes: dict[str, str] | None = None) -> None:
         self.runs = runs
+        self.notes = notes or {}
         self.scans += 1
         self._render_table()
 
     def visible_runs(self) -> list[RunInfo]:
-        rows = [r for r in self.runs if run_matches(r, self.query_text)]
+        rows = [r for r in self.runs if run_matches(r, self.query_text, self.notes.get(r.name, ""))]
         return sorted(rows, key=SORTS[self.sort_key], reverse=self.sort_reverse)
 
     def _render_table(self) -> None:
         table = self.query_one("#runs-table", DataTable)
         rows = self.visible_runs()
         keys = [r.name for r in rows]
-        cells = {r.name: row_cells(r, r.name in self.marked) for r in rows}
+        width = 4 if self.app.size.width < NARROW else 10
+        cells = {r.name: row_cells(r, r.name in self.marked, width, self.notes.get(r.name, "")) for r in rows}
         if keys != self._keys:
             current = self.current_run()
             focus = self.wapp.focus_run or (current.name if current else None)
@@ -206,7 +222,11 @@ class RunsScreen(WalklessScreen):
                 parts.append(f"{key} {c[key]}")
         if run.total_steps:
             parts.append(f"step {run.step}/{run.total_steps}")
+        if run.dev:
+            parts.append("metrics: the last epoch's dev values")
         text = Text.from_markup("  ·  ".join(parts))
+        if run.name in self.notes:
+            text.append("\nnote: " + self.notes[run.name], style="italic")
         if run.message:
             text.append("\n" + run.message, style="red" if run.state == "failed" else "dim")
         detail.update(text)
@@ -316,32 +336,51 @@ class RunsScreen(WalklessScreen):
 
     def action_resume(self) -> None:
         run = self._need_run()
+        if run is not None:
+            self.wapp.resume(run.path, after=self.rescan)
+
+    def action_note(self) -> None:
+        """Write a note (#tags too) into the run's folder (notes.txt); the filter finds its words."""
+        run = self._need_run()
         if run is None:
             return
-        if run.state not in ("stopped", "failed") or not (run.path / "status.json").exists():
-            self.notify(f"Run {run.name} is {run.state}: only a stopped or failed run can be resumed.",
+        if not run.path.is_dir():
+            self.notify(f"Run {run.name} has no folder yet (it never began): nowhere to keep a note.",
                         severity="warning")
             return
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                try:
-                    pid = resume_training(run.path)
-                except (RunError, OSError) as e:
-                    self.notify(str(e), severity="error")
-                    return
-                self.notify(f"resuming {run.name} from its last checkpoint (pid {pid})", title="resume")
-                self.rescan()
+        def answered(text: str | None) -> None:
+            if text is None:
+                return
+            try:
+                write_note(run.path, text)
+            except OSError as e:
+                self.notify(f"cannot write the note of {run.name}: {e}", severity="error")
+                return
+            self.rescan()
 
-        self.app.push_screen(ConfirmScreen(f"Resume run {run.name} from its last checkpoint?"), answered)
+        self.app.push_screen(NoteScreen(run.name, self.notes.get(run.name, "")), answered)
+
+    def action_clone(self) -> None:
+        """The launch form filled with the highlighted run's settings (a new name): a new run from this one."""
+        run = self._need_run()
+        if run is not None:
+            self.wapp.open_launch(run.config or {"variant": run.variant})
 
     def action_dismiss_launch(self) -> None:
         run = self._need_run()
         if run is None:
             return
         if run.state != "failed" or (run.path / "status.json").exists():
-            self.notify("Only a launch that failed before its run began can be dismissed.", severity="warning")
+            self.notify(f"Run {run.name} is a run folder ({run.state}): only a launch that failed before its run "
+                        f"began can be dismissed; the app deletes no run folder.", severity="warning")
             return
-        forget_launch(run.path)
-        self.rescan()
 
+        def answered(yes: bool | None) -> None:
+            if yes:
+                forget_launch(run.path)
+                self.notify(f"dismissed the failed launch {run.name} (its record and log)", title="dismissed")
+                self.rescan()
+
+        self.app.push_screen(ConfirmScreen(f"Dismiss the failed launch {run.name}? Its launch record and log "
+                                           f"(.launches/{run.name}.log) are deleted."), answered)

@@ -115,16 +115,29 @@ class ScoreScreen(WalklessScreen):
     def _loaded(self, path: Path, scorer, error: str | None) -> None:
         info = self.query_one("#score-info", Static)
         self.scorer, self.error, self.loaded_from = scorer, error, path if scorer else None
+        self._name_source(path)
         if scorer is None:
             info.update(Text(f"cannot load {display_path(path)}: {error}", style="bold red"))
             self.notify(error or "cannot load", title="checkpoint", severity="error", timeout=8)
+            self.rescore()  # the old model's scores go: the bars say there is no checkpoint
             return
         m = scorer.meta
         dev = "  ".join(f"{k} {v:.3f}" for k, v in (m.get("dev") or {}).items() if isinstance(v, (int, float)))
         info.update(Text.assemble(("loaded ", "green"), (display_path(path), "bold"), f"  variant {m.get('variant', '?')}",
                                   f"  heads {', '.join(scorer.tasks)}  encoder {m.get('encoder', '?')}",
-                                  f"  epoch {m.get('epoch', '?')}", (f"\n{dev}" if dev else "", "dim")))
+                                  f"  epoch {m.get('epoch', '?')}, step {m.get('step', '?')}",
+                                  (f"\n{dev}" if dev else "", "dim")))
         self.rescore()
+
+    def _name_source(self, path: Path) -> None:
+        """The run dropdown names the run loaded, or nothing when a folder typed in is not one of its runs."""
+        select = self.query_one("#score-run", Select)
+        same = [v for _, v in select._options if v is not Select.NULL and Path(str(v)).resolve() == path.resolve()]
+        with self.prevent(Select.Changed):
+            if same:
+                select.value = same[0]
+            else:
+                select.clear()
 
     def rescore(self) -> None:
         self._score_sentence()
@@ -163,11 +176,21 @@ class ScoreScreen(WalklessScreen):
 
     def _need_scorer(self, bars: ScoreBars) -> bool:
         if self.scorer is None:
+            self._clear_info(bars)
             loading = self.error is None and self.workers_in_group("load")
             bars.clear_rows("no checkpoint (see above)" if self.error else
                             "loading the checkpoint…" if loading else "load a checkpoint first")
             return False
         return True
+
+    def _clear_info(self, bars: ScoreBars) -> None:
+        """Blank the result line under ``bars`` (what an earlier model or input said)."""
+        info = "#sentiment-info" if bars.id == "sentiment-bars" else "#pair-info"
+        self.query_one(info, Static).update("")
+        if bars.id == "sentiment-bars":
+            self.sentiment_result = None
+        else:
+            self.pair_result = None
 
     def _score_sentence(self) -> None:
         bars = self.query_one("#sentiment-bars", ScoreBars)
@@ -177,9 +200,11 @@ class ScoreScreen(WalklessScreen):
         task = next((t for t in ("sst", "cfimdb") if t in self.scorer.tasks), None)
         if task is None:
             bars.clear_rows(f"this checkpoint has no sentiment head (heads: {', '.join(self.scorer.tasks)})")
+            self._clear_info(bars)
             return
         if not text:
             bars.clear_rows("")
+            self._clear_info(bars)
             return
         self._run_sentence(self.scorer, task, text)
 
@@ -207,9 +232,11 @@ class ScoreScreen(WalklessScreen):
             return
         if not {"para", "sts"} & set(self.scorer.tasks):
             bars.clear_rows(f"this checkpoint has no pair heads (heads: {', '.join(self.scorer.tasks)})")
+            self._clear_info(bars)
             return
         if not (a and b):
             bars.clear_rows("type both sentences")
+            self._clear_info(bars)
             return
         self._run_pair(self.scorer, a, b)
 

@@ -23,14 +23,21 @@ def integer_ticks(xs: list, most: int = 6) -> list[int]:
     return sorted({round(lo + i * (hi - lo) / (n - 1)) for i in range(n)}) if n > 1 else [lo]
 
 
+# (plotext colour, rich colour) of the curves in order; the legend under the plot uses the same colours
+COLOURS = [("cyan", "cyan"), ("orange", "dark_orange"), ("green", "green"), ("magenta", "magenta"),
+           ("blue", "blue"), ("red", "red"), ("yellow", "yellow"), ("white", "white")]
+
+
 class CurvePlot(PlotextPlot):
-    """Several named curves on one set of axes."""
+    """Several named curves on one set of axes, their legend on its own line(s) under the plot (plotext's
+    own legend sits on the canvas and hides the first points)."""
 
     def __init__(self, title: str = "", xlabel: str = "", ylabel: str = "", empty: str = "no data yet",
                  **kwargs):
         super().__init__(**kwargs)
         self.title, self.xlabel, self.ylabel, self.empty = title, xlabel, ylabel, empty
         self.series: dict[str, tuple[list, list]] = {}
+        self.log_y = False  # a log scale for y (losses); ignored while a value is not positive
 
     def set_series(self, series: dict[str, tuple[list, list]], title: str | None = None,
                    ylabel: str | None = None) -> None:
@@ -51,21 +58,41 @@ class CurvePlot(PlotextPlot):
         plt.title(self.title)
         plt.xlabel(self.xlabel)
         plt.ylabel(self.ylabel)
-        for name, (xs, ys) in self.series.items():
+        for i, (xs, ys) in enumerate(self.series.values()):
+            colour = COLOURS[i % len(COLOURS)][0]
             if len(xs) == 1:
-                plt.scatter(xs, ys, label=name, marker="dot")
+                plt.scatter(xs, ys, marker="dot", color=colour)
             else:
-                plt.plot(xs, ys, label=name, marker="braille")
+                plt.plot(xs, ys, marker="braille", color=colour)
         ticks = integer_ticks([x for xs, _ in self.series.values() for x in xs])
         if ticks:
             plt.xticks(ticks, [str(t) for t in ticks])
+        if self.log_y and all(y > 0 for _, ys in self.series.values() for y in ys):
+            plt.yscale("log")
+
+    def legend(self) -> Text:
+        """``── name`` per curve in its colour, one line (wrapped when it does not fit)."""
+        text = Text(justify="center")
+        for i, name in enumerate(self.series):
+            if i:
+                text.append("   ")
+            text.append("━━ ", style=COLOURS[i % len(COLOURS)][1])
+            text.append(name)
+        return text
 
     def render(self) -> RenderResult:
         if not self.series:
             return Text(f"{self.title}\n\n{self.empty}", justify="center", style="dim")
         try:
             self.draw()
-            return super().render()
+            legend = self.legend()
+            width = max(1, self.size.width)
+            lines = min(3, len(legend.wrap(self.app.console, width)))
+            height = max(1, self.size.height - lines)
+            self._plot.plotsize(width, height)
+            self._plot._set_size(width, height)  # as PlotextPlot.render does (textual-plotext issue 5)
+            self._plot.theme(self._get_plotext_theme_name(self.app.theme))
+            return Text.from_ansi(self._plot.build().rstrip("\n")) + Text("\n") + legend
         except Exception as e:  # plotext is picky about odd data; a plot must never take the app down
             return Text(f"{self.title}: cannot draw ({type(e).__name__}: {e})", style="red")
 

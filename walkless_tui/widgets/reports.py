@@ -34,7 +34,9 @@ class ConfusionTable(DataTable):
         self.report = report
         self.clear(columns=True)
         labels, matrix = report["labels"], report["confusion"]
-        self.add_column("true \\ predicted", key="true")
+        # explicit widths: an auto width can stay at the header's when the table is laid out while hidden
+        width = max(len("true \\ predicted"), *(len(f"{i} {n}") for i, n in enumerate(labels)))
+        self.add_column("true \\ predicted", key="true", width=width)
         for i, name in enumerate(labels):
             self.add_column(f"{i} {name}", key=str(i))
         self.add_column("recall", key="recall")
@@ -56,9 +58,10 @@ class ClassScoresTable(DataTable):
 
     def set_report(self, report: dict) -> None:
         self.clear(columns=True)
+        widths = {"class": max(len("macro average"), *(len(str(n)) for n in report["labels"]))}
         for key, title in [("class", "Class"), ("p", "Precision"), ("r", "Recall"), ("f1", "F1 score"),
                            ("n", "Support")]:
-            self.add_column(title, key=key)
+            self.add_column(title, key=key, width=widths.get(key))
         p, r, f, s = report["precision"], report["recall"], report["f1"], report["support"]
         best_f1 = max(f) if f else None
         worst_f1 = min(f) if f else None
