@@ -3,8 +3,9 @@
     python -m walkless_tui.screenshots [--out assets] [--encoder ENCODER]
 
 Trains a short rrobin run and a short finetune run on the demo data (a tiny random encoder unless
-``--encoder`` is given), then drives the app headless and saves ``runs.svg``, ``monitor.svg``,
-``compare.svg``, ``score.svg`` and ``evaluate.svg`` into ``--out``.
+``--encoder`` is given), then drives the app headless at 160×48 and at 80×24 and saves ``runs.svg``,
+``monitor.svg``, ``compare.svg``, ``score.svg`` and ``evaluate.svg`` (160×48) and the same names with
+``-80x24`` (the smallest terminal the app is laid out for) into ``--out``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-SIZE = (140, 42)
+SIZES = {"": (160, 48), "-80x24": (80, 24)}  # file-name suffix -> terminal size
 
 
 def make_runs(runs_dir: Path, encoder: str) -> None:
@@ -39,17 +40,17 @@ async def _until(pilot, condition, timeout: float = 60.0) -> None:
         await pilot.pause(0.1)
 
 
-async def shoot(runs_dir: Path, out: Path) -> list[Path]:
+async def shoot(runs_dir: Path, out: Path, size: tuple[int, int] = SIZES[""], suffix: str = "") -> list[Path]:
     from walkless_tui.app import WalklessApp
 
     app = WalklessApp(runs_dir)
     saved = []
 
     def save(name: str) -> None:
-        app.save_screenshot(f"{name}.svg", str(out))
-        saved.append(out / f"{name}.svg")
+        app.save_screenshot(f"{name}{suffix}.svg", str(out))
+        saved.append(out / f"{name}{suffix}.svg")
 
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=size) as pilot:
         runs = app.screen
         await _until(pilot, lambda: len(runs.runs) == 2)
         await pilot.press("down")
@@ -113,8 +114,9 @@ def main(argv: list[str] | None = None) -> None:
                 write_tiny_encoder("tiny-bert")
                 encoder = "tiny-bert"
             make_runs(Path("runs"), encoder)
-            for path in asyncio.run(shoot(Path("runs"), out)):
-                print(path)
+            for suffix, size in SIZES.items():
+                for path in asyncio.run(shoot(Path("runs"), out, size, suffix)):
+                    print(path)
         finally:
             os.chdir(home)
 
