@@ -81,6 +81,10 @@ from core.schedules import MULTITASK, Variant, describe_schedule, make_plan, par
 from core.smart import ema_update
 
 log = logging.getLogger("walkless.train")
+# Step losses go to the run's train.log only (the console shows a progress bar, the app tails the file).
+step_log = logging.getLogger("walkless.steps")
+step_log.propagate = False
+step_log.setLevel(logging.INFO)
 Plan = list[list[tuple[str, list[int]]]]
 
 
@@ -393,6 +397,8 @@ class Trainer:
             per_task.setdefault(task, []).append(v)
         for task, vs in per_task.items():
             self.metrics.write("step", step=self.step, epoch=self.epoch, task=task, loss=sum(vs) / len(vs))
+        step_log.info("step %d: %s", self.step, "  ".join(f"{t} loss {sum(vs) / len(vs):.4f}"
+                                                         for t, vs in per_task.items()))
         self._pending.clear()
 
     # --- epochs -----------------------------------------------------------------------------------
@@ -560,6 +566,7 @@ def attach_log(run_dir: Path) -> logging.Handler:
     h = logging.FileHandler(run_dir / "train.log")
     h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger().addHandler(h)
+    step_log.addHandler(h)
     return h
 
 
@@ -703,6 +710,7 @@ def run(trainer: Trainer, lock: RunLock | None = None, **status: Any) -> Path:
                 signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
         if handler is not None:
             logging.getLogger().removeHandler(handler)
+            step_log.removeHandler(handler)
             handler.close()
         if lock is not None:
             lock.release()

@@ -189,3 +189,16 @@ def test_ema_weights_are_the_average_not_the_trained_ones(tiny_encoder, demo_dat
     # ...not the trained weights, which the model holds again after saving
     assert any(not torch.allclose(saved[n], p.detach(), atol=1e-4)
                for n, p in zip(t.param_names, t.params, strict=True))
+
+
+def test_step_losses_go_to_train_log_but_not_to_the_console(tiny_encoder, demo_data, tmp_path, capsys):
+    # The app's Monitor tails train.log: it should show step losses, not only epoch lines; the CLI console
+    # keeps its progress bar free of them.
+    code = main(["train", "--variant", "finetune", "--task", "sst", "--encoder", str(tiny_encoder), "--data-dir",
+                 str(demo_data), "--runs-dir", str(tmp_path), "--name", "steps", "--max-train", "16",
+                 "--max-dev", "8", "--batch-size", "4", "--log-every", "2", "--epochs", "1"])
+    assert code == 0
+    text = (tmp_path / "steps" / "train.log").read_text()
+    assert "step 2: sst loss " in text and "step 4: sst loss " in text
+    out = capsys.readouterr()
+    assert "sst loss" not in out.out + out.err
