@@ -186,6 +186,7 @@ class HFLoop:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()  # no load report for the pooler the expert leaves out
         self.texts, self.labels, self.pooling, self.expert = texts, labels, pooling, expert
         self.tok = BertTokenizerFast.from_pretrained(str(encoder_dir))
         self.ids = self.tok(texts, truncation=True, max_length=512)["input_ids"] if expert else None
