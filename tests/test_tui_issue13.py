@@ -240,6 +240,7 @@ async def test_footer_shows_monitor_resume_and_dismiss_and_the_palette_has_no_tw
     app = WalklessApp(runs)
     async with app.run_test(size=(200, 30)) as pilot:
         await scanned(pilot, {"one"})
+        await wait_for(pilot, lambda: "Monitor" in screen_text(app).splitlines()[-1], what="the footer drawn")
         footer = screen_text(app).splitlines()[-1]
         for shown in ("Monitor", "Resume", "Dismiss failed launch", "New from this", "Stop run"):
             assert shown in footer, shown
@@ -270,8 +271,8 @@ async def test_monitor_says_which_step_before_the_first_logged_loss(tmp_path):
             for step in (5, 10, 15):
                 f.write(json.dumps({"kind": "step", "step": step, "task": "sst", "loss": 1.0}) + "\n")
         await wait_for(pilot, lambda: monitor.query_one("#loss-plot", CurvePlot).series, what="the losses")
-        await pilot.pause(0.1)
-        assert "step 15/18" in text_of(monitor.query_one("#monitor-times"))
+        await wait_for(pilot, lambda: "step 15/18" in text_of(monitor.query_one("#monitor-times")),
+                       what="the bar at the last logged step")
         # the run stops (its process writes status.json and a checkpoint): the log tail and the title say so
         (run / "last.json").write_text(json.dumps({"path": "checkpoints/step-00000015"}))
         status = json.loads((run / "status.json").read_text())
@@ -305,7 +306,8 @@ async def test_compare_refreshes_while_a_run_trains(tmp_path):
                        what="the new epoch in Compare")
         assert "★" in str(table.get_cell("a", "sst/acc"))
         assert screen.query_one("#compare-plot", CurvePlot).series["a"][0] == [1, 2]
-        assert "each column's best dev value over the epochs" in screen_text(app)
+        await wait_for(pilot, lambda: "each column's best dev value over the epochs" in screen_text(app),
+                       what="what the values are")
 
 
 # --- the launch form -------------------------------------------------------------------------------------
@@ -389,7 +391,7 @@ async def test_evaluate_keeps_sst_labels_whole_at_any_size(tmp_path, size):
         await wait_for(pilot, lambda: screen.shown > 0 and screen.reports, what="the reports")
         screen.query_one("#eval-epoch", Select).value = 1
         await wait_for(pilot, lambda: "epoch 1 (from" in screen.source, what="epoch 1")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "3 somewhat positive" in screen_text(app), what="the epoch-1 matrix drawn")
         text = screen_text(app)
         assert "epoch 1" in text  # the epoch dropdown on one line, not one letter per line
         for label in ("1 somewhat negative", "3 somewhat positive"):
@@ -419,7 +421,8 @@ async def test_runs_list_shows_its_metrics_at_80x24(tmp_path):
     app = WalklessApp(runs)
     async with app.run_test(size=SMALL) as pilot:
         await scanned(pilot, {"rrobin_smart-20260101-120000"})
-        await pilot.pause()
+        await wait_for(pilot, lambda: "0.410" in screen_text(app) and "metrics:" in screen_text(app),
+                       what="the row and its detail drawn")
         text = screen_text(app)
         assert "SST acc" in text and "0.410" in text and "Quora acc" in text
         assert "metrics: the last epoch's dev values" in text  # which numbers these are (Compare: best per column)
