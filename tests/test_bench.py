@@ -100,3 +100,16 @@ def test_fma_peak_reads_the_vector_units_and_clock():
     zen4 = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\ncpu MHz\t\t: 2000.0\nflags\t\t: avx avx2 fma avx512f\n"
     assert fma_peak(1, zen4)["flop_per_cycle"] == 32  # AVX-512 on two 256-bit pipes
     assert fma_peak(1, "")["gflops"] == 0.0  # nothing known: no theoretical peak (the MFU shows None)
+
+
+def test_epoch_sample_takes_whole_epoch_grouped_batches(tiny_encoder, demo_data):
+    from core.bench import epoch_sample
+    from core.data import read_examples, task_file
+    from core.encoders import load_tokenizer
+
+    examples = read_examples(task_file(demo_data, "sst", "train"), "sst")
+    cfg = BenchConfig(batch_size=4, batches=3)
+    sample = epoch_sample(examples, load_tokenizer(tiny_encoder), cfg)
+    assert len(sample) == 12 and len({e.id for e in sample}) == 12
+    rows = [e.row for e in sample]
+    assert rows == sorted(rows) and rows != [e.row for e in examples[:12]]  # not the file's first 12: grouped batches
