@@ -1,4 +1,4 @@
-"""Variant names and multitask schedules: which task batches each training iteration takes.
+"""Multitask schedules: which task batches each training iteration takes (variant names: ``core.variants``).
 
 An epoch plan is a list of iterations; an iteration is a list of ``(task, example indices)`` steps,
 taken in order (one optimizer step each, or one summed step). ``--max-steps`` caps iterations.
@@ -39,53 +39,20 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from core.data import batch_indices
-
-MULTITASK = ("sst", "para", "sts")
-BASES = ("pretrain", "finetune", "rrobin", "rrobin-pre", "rrobin-full", "proportional", "annealed")
-MODIFIERS = ("rlayer", "smart")  # canonical order in names: rrobin-full+rlayer+smart
-# The report's Table 2 rows, in its order.
-REPORT_VARIANTS = ("pretrain", "finetune", "finetune+smart", "rrobin", "rrobin+smart", "rrobin-pre+smart",
-                   "rrobin-full", "rrobin-full+smart", "rrobin-full+rlayer")
+from core.variants import (  # noqa: F401  (re-exported: the variant names live there)
+    BASES,
+    MODIFIERS,
+    MULTITASK,
+    REPORT_VARIANTS,
+    Variant,
+    parse_variant,
+)
 
 Step = tuple[str, list[int]]
 Plan = list[list[Step]]
-
-
-@dataclass(frozen=True)
-class Variant:
-    base: str
-    smart: bool = False
-    rlayer: bool = False
-
-    @property
-    def multitask(self) -> bool:
-        return self.base not in ("pretrain", "finetune")
-
-    @property
-    def name(self) -> str:
-        return "+".join([self.base] + [m for m in MODIFIERS if getattr(self, m)])
-
-
-def parse_variant(text: str) -> Variant:
-    """``rrobin-full+rlayer+smart`` -> Variant; a clear ``ValueError`` for unknown parts."""
-    base, *mods = [p.strip() for p in text.strip().split("+")]
-    if base not in BASES:
-        raise ValueError(f"variant {text!r}: unknown base {base!r} (choose from {', '.join(BASES)})")
-    for m in mods:
-        if m not in MODIFIERS:
-            raise ValueError(f"variant {text!r}: unknown modifier {m!r} (choose from {', '.join(MODIFIERS)})")
-    if len(set(mods)) != len(mods):
-        raise ValueError(f"variant {text!r}: a modifier is repeated")
-    v = Variant(base, "smart" in mods, "rlayer" in mods)
-    if v.rlayer and not v.multitask:
-        raise ValueError(f"variant {text!r}: +rlayer needs a multitask base (the pair tasks share it)")
-    if v.base == "pretrain" and v.smart:
-        raise ValueError(f"variant {text!r}: pretrain freezes the encoder; +smart needs finetune")
-    return v
 
 
 # --- building blocks -------------------------------------------------------------------------------

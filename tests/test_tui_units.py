@@ -41,6 +41,14 @@ def test_core_never_imports_textual():
     assert offenders == []
 
 
+def test_the_app_and_the_variant_grammar_import_no_torch():
+    """The app's screens (the launch form's variant list included, from core.variants) appear without waiting
+    for torch: importing them must not pull it in."""
+    code = "import sys, walkless_tui.app, core.variants; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_ema_smooths_and_is_bias_corrected():
     assert ema([1.0, 2.0, 3.0], 0.0) == [1.0, 2.0, 3.0]
     out = ema([4.0, 4.0, 4.0], 0.9)

@@ -18,34 +18,13 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 from core.config import SmartConfig, TrainConfig
 from core.launch import check_name, new_run_name, start_training
 from core.runs import RunError
+from core.variants import MULTITASK, all_variants, parse_variant
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import display_path
-
-# core.schedules' variant grammar (importing it pulls torch, which the app's first screens must not wait for;
-# tests/test_tui_issue13.py checks this list against core.schedules.parse_variant)
-BASES = ("pretrain", "finetune", "rrobin", "rrobin-pre", "rrobin-full", "proportional", "annealed")
-SINGLE_TASK = ("pretrain", "finetune")
-
-
-def all_variants() -> list[str]:
-    """Every valid variant name, canonical modifier order: +smart needs an encoder that trains (not pretrain),
-    +rlayer a multitask base."""
-    out = []
-    for base in BASES:
-        out.append(base)
-        if base not in SINGLE_TASK:
-            out.append(f"{base}+rlayer")
-        if base != "pretrain":
-            out.append(f"{base}+smart")
-        if base not in SINGLE_TASK:
-            out.append(f"{base}+rlayer+smart")
-    return out
-
 
 VARIANTS = all_variants()
 TASK_CHOICES = [("sst (SST-5 sentiment)", "sst"), ("cfimdb (movie reviews, 2 classes)", "cfimdb"),
                 ("para (Quora paraphrase)", "para"), ("sts (STS-B similarity)", "sts")]
-MULTITASK_TASKS = ("sst", "para", "sts")
 # (input id, label, validators, hint); the SMART ones only count for +smart variants
 NUMBERS: list[tuple[str, str, list, str]] = [
     ("epochs", "epochs", [Integer(minimum=1, maximum=10_000)], "≥ 1"),
@@ -79,7 +58,7 @@ SMART_MODES = [("the report's: dropout off, one ascent step (~3.3x a plain step)
 
 
 def is_multitask(variant: str) -> bool:
-    return variant.split("+")[0].strip() not in SINGLE_TASK
+    return parse_variant(variant).multitask
 
 
 def defaults() -> dict[str, str]:
@@ -270,7 +249,6 @@ class LaunchScreen(WalklessScreen):
     def _check_and_start(self, name: str, options: dict[str, Any], problems: list[str]) -> None:
         # the checks import core.data / core.encoders (torch), so they run off the UI thread
         from core.encoders import resolve_encoder
-        from core.schedules import parse_variant
 
         try:
             parse_variant(options["variant"])
@@ -280,7 +258,7 @@ class LaunchScreen(WalklessScreen):
             resolve_encoder(options["encoder"])
         except (ValueError, OSError) as e:
             problems.append(str(e))
-        tasks = (options["task"],) if "task" in options else MULTITASK_TASKS
+        tasks = (options["task"],) if "task" in options else MULTITASK
         data_dir = Path(options["data_dir"]) if options["data_dir"] else self.wapp.data_dir
         problems += data_problems(data_dir, tasks)
         record = None
