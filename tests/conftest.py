@@ -37,3 +37,19 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "ids-sst-dev.csv").is_file():
         pytest.skip("the shared CS224N data folder is not next to this checkout")
     return SHARED_DATA
+
+
+@pytest.fixture
+def notes(monkeypatch) -> list[str]:
+    """The messages of the app's notifications (from any screen), recorded."""
+    from walkless_tui.app import WalklessApp
+
+    seen: list[str] = []
+    original = WalklessApp.notify
+
+    def notify(self, message, *args, **kwargs):
+        seen.append(str(message))
+        return original(self, message, *args, **kwargs)
+
+    monkeypatch.setattr(WalklessApp, "notify", notify)
+    return seen

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Log, Select, Static
-from tui_support import text_of, wait_for
+from tui_support import opened_compare, scanned, text_of, wait_for
 
 from core import launch
 from core.config import TrainConfig
@@ -61,17 +61,6 @@ def launched_runs(tmp_path):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     launch.reap()
-
-
-def runs_screen(app: WalklessApp) -> RunsScreen:
-    return next(s for s in app.screen_stack if isinstance(s, RunsScreen))
-
-
-async def scanned(pilot) -> RunsScreen:
-    screen = runs_screen(pilot.app)
-    n = screen.scans
-    await wait_for(pilot, lambda: screen.scans > n, what="a scan of the runs folder")
-    return screen
 
 
 def table_column(table: DataTable, key: str) -> list:
@@ -246,10 +235,7 @@ async def test_monitor_downsamples_a_long_run(tmp_path):
 async def test_compare_two_runs(runs):
     app = WalklessApp(runs)
     async with app.run_test(size=SIZE) as pilot:
-        app.open_compare([runs / "rr", runs / "ft"])
-        await pilot.pause()
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.updates > 0 and len(screen.rows) == 2, what="the comparison")
+        screen = await opened_compare(pilot, [runs / "rr", runs / "ft"])
         table2 = screen.query_one("#table2", DataTable)
         assert table2.row_count == 2
         sst = {str(table2.get_cell(name, "run")): str(table2.get_cell(name, "sst/acc")) for name in ("rr", "ft")}

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual.widgets import DataTable, Input, Log, Select
-from tui_support import screen_text, text_of, wait_for
+from tui_support import opened_compare, scanned, screen_text, text_of, wait_for
 
 from core import launch
 from core.launch import LAUNCH_DIR, resume_training
@@ -76,28 +76,6 @@ def failed_launch(runs: Path, name: str, error: str) -> None:
         "name": name, "pid": 1 << 22, "host": socket.gethostname(), "started": time.time() - 5, "returncode": 2,
         "options": {"variant": "rrobin", "epochs": 1}}))
     (folder / f"{name}.log").write_text(f"usage: walkless train ...\n{error}\n")
-
-
-@pytest.fixture
-def notes(monkeypatch) -> list[str]:
-    """The messages of the app's notifications (from any screen), recorded."""
-    seen: list[str] = []
-    original = WalklessApp.notify
-
-    def notify(self, message, *args, **kwargs):
-        seen.append(str(message))
-        return original(self, message, *args, **kwargs)
-
-    monkeypatch.setattr(WalklessApp, "notify", notify)
-    return seen
-
-
-async def scanned(pilot, names: set[str] | None = None) -> RunsScreen:
-    screen = next(s for s in pilot.app.screen_stack if isinstance(s, RunsScreen))
-    n = screen.scans
-    await wait_for(pilot, lambda: screen.scans > n and (names is None or names <= {r.name for r in screen.runs}),
-                   what="a scan of the runs folder")
-    return screen
 
 
 async def select_run(pilot, name: str) -> RunsScreen:
@@ -293,10 +271,7 @@ async def test_compare_refreshes_while_a_run_trains(tmp_path):
              data_sizes={"sst": {"train": 12}}, lr=1e-4)
     app = WalklessApp(runs)
     async with app.run_test(size=BIG) as pilot:
-        app.open_compare([runs / "a", runs / "b"])
-        await pilot.pause()
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.updates > 0 and len(screen.rows) == 2, what="the comparison")
+        screen = await opened_compare(pilot, [runs / "a", runs / "b"])
         table = screen.query_one("#table2", DataTable)
         assert str(table.get_cell("a", "sst/acc")).strip() == "0.300"
         assert set(screen.differences) == {"lr"}  # not tasks, schedule_plan.*, data_sizes.*
@@ -466,10 +441,7 @@ async def test_the_legend_sits_under_the_plot_not_on_its_points(tmp_path):
     make_run(runs, "second-run", records=[epoch_record(1, 0.20), epoch_record(2, 0.25)])
     app = WalklessApp(runs)
     async with app.run_test(size=BIG) as pilot:
-        app.open_compare([runs / "first-run", runs / "second-run"])
-        await pilot.pause()
-        screen = app.screen
-        await wait_for(pilot, lambda: screen.updates > 0 and len(screen.rows) == 2, what="the comparison")
+        screen = await opened_compare(pilot, [runs / "first-run", runs / "second-run"])
         plot = screen.query_one("#compare-plot", CurvePlot)
         await pilot.pause(0.1)
         lines = str(plot.render()).splitlines()

@@ -47,20 +47,6 @@ def sweep_copy(sweep, tmp_path) -> Path:
     return Path(shutil.copytree(sweep, tmp_path / "table2"))
 
 
-@pytest.fixture
-def notes(monkeypatch):
-    """The messages of the app's notifications, recorded."""
-    seen: list[str] = []
-    original = WalklessApp.notify
-
-    def notify(self, message, *args, **kwargs):
-        seen.append(str(message))
-        return original(self, message, *args, **kwargs)
-
-    monkeypatch.setattr(WalklessApp, "notify", notify)
-    return seen
-
-
 def cell(table: DataTable, row: str, column: str) -> str:
     return str(table.get_cell(row, column))
 

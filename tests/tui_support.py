@@ -23,3 +23,29 @@ async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "conditi
 def screen_text(app) -> str:
     """What the terminal shows now, as plain text lines (the composed screen, modal dialogs included)."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def runs_screen(app):
+    """The Runs screen at the bottom of the app's stack."""
+    from walkless_tui.screens.runs import RunsScreen
+
+    return next(s for s in app.screen_stack if isinstance(s, RunsScreen))
+
+
+async def scanned(pilot, names: set[str] | None = None):
+    """Wait for the Runs screen's next scan of the runs folder (listing ``names``, when given); returns it."""
+    screen = runs_screen(pilot.app)
+    n = screen.scans
+    await wait_for(pilot, lambda: screen.scans > n and (names is None or names <= {r.name for r in screen.runs}),
+                   what="a scan of the runs folder")
+    return screen
+
+
+async def opened_compare(pilot, run_dirs: list):
+    """Open Compare on ``run_dirs`` and wait until it shows them all; returns the screen."""
+    app = pilot.app
+    app.open_compare(run_dirs)
+    await pilot.pause()
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.updates > 0 and len(screen.rows) == len(run_dirs), what="the comparison")
+    return screen
