@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.data import TASKS, TaskData, demo_data_dir, load_task, read_examples, task_file, tokenize
+from core.data import TASKS, TaskData, demo_data_dir, load_task, pad_ids, read_examples, task_file, tokenize
 
 log = logging.getLogger("walkless.bench")
 
@@ -217,11 +217,8 @@ class HFLoop:
         if not self.expert:
             return self.tok([self.texts[i] for i in idx], padding=True, truncation=True, max_length=512,
                             return_tensors="pt")
-        T = max(len(self.ids[i]) for i in idx)
-        input_ids = torch.zeros(len(idx), T, dtype=torch.long)
-        for r, i in enumerate(idx):
-            input_ids[r, :len(self.ids[i])] = torch.tensor(self.ids[i])
-        return {"input_ids": input_ids, "attention_mask": (input_ids != 0).long()}
+        input_ids, mask = pad_ids([self.ids[i] for i in idx])
+        return {"input_ids": input_ids, "attention_mask": mask}
 
     def step(self, idx: list[int]) -> None:
         enc = self._inputs(idx)
@@ -290,18 +287,19 @@ def _our_batches(trainer, epoch: int, n: int) -> list[list[int]]:
     return [idx for it in trainer.plan(epoch) for _, idx in it][:n]
 
 
-def epoch_sample(examples: list, tok, cfg: BenchConfig) -> list:
+def epoch_sample(examples: list, tok, cfg: BenchConfig) -> tuple[list, TaskData]:
     """``cfg.batches`` batches' worth of examples as a whole epoch's length grouping would batch them (windows of
-    50 batches over the full training set), in file order. A plain prefix of the file would be one window of a
-    few batches: sorting it leaves far more padding (SST: 17 % at 320 sentences) than an epoch's grouped batches
-    do (3 %), which flatters a side that skips padding."""
+    50 batches over the full training set), in file order, and their tokenized data. A plain prefix of the file
+    would be one window of a few batches: sorting it leaves far more padding (SST: 17 % at 320 sentences) than an
+    epoch's grouped batches do (3 %), which flatters a side that skips padding."""
     import random
 
     from core.data import batch_indices
 
-    lengths = tokenize(examples, cfg.task, tok).lengths
-    batches = batch_indices(lengths, cfg.batch_size, True, random.Random(cfg.seed), bucket=True)[: cfg.batches]
-    return [examples[i] for i in sorted(i for b in batches for i in b)]
+    data = tokenize(examples, cfg.task, tok)
+    batches = batch_indices(data.lengths, cfg.batch_size, True, random.Random(cfg.seed), bucket=True)[: cfg.batches]
+    idx = sorted(i for b in batches for i in b)
+    return [examples[i] for i in idx], data.select(idx)
 
 
 def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, work: Path) -> tuple[dict, Any]:
@@ -310,9 +308,8 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
     from core.encoders import default_pooling
 
     spec = TASKS[cfg.task]
-    examples = epoch_sample(read_examples(task_file(data_dir, cfg.task, "train"), cfg.task), tok, cfg)
+    examples, data = epoch_sample(read_examples(task_file(data_dir, cfg.task, "train"), cfg.task), tok, cfg)
     n = len(examples)
-    data = tokenize(examples, cfg.task, tok)
     ours = _make_trainer(cfg, "finetune", encoder_dir, data_dir, tok, data, work / "ours")
     head = getattr(ours.model, f"{cfg.task}_classifier")
     loops = {name: HFLoop(encoder_dir, [e.texts[0] for e in examples], data.labels, spec.num_classes,

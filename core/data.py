@@ -170,6 +170,12 @@ class TaskData:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def select(self, idx: list[int]) -> TaskData:
+        """The examples at ``idx``, in that order."""
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        return TaskData(self.task, pick(self.ids), pick(self.tokens_a), self.tokens_b and pick(self.tokens_b),
+                        None if self.labels is None else self.labels[idx], self.truncated, pick(self.lengths))
+
 
 def _encode(tokenizer, texts: list[str], max_length: int) -> tuple[list[list[int]], list[int]]:
     """Token ids of each text, cut to ``max_length`` (keeping [SEP]), and the positions that were cut."""
@@ -232,7 +238,7 @@ class Batch:
                      self.attention_mask.to(device, non_blocking=True), lab, self.index, self.n_tokens, types)
 
 
-def _pad(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_ids(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Token id lists -> ids (N, T) padded with ``pad_id`` and mask (N, T), 1 on real tokens; T = longest."""
     lengths = torch.tensor([len(s) for s in seqs])
     T = int(lengths.max())
@@ -255,13 +261,13 @@ def collate(data: TaskData, index: list[int], cross: bool = False) -> Batch:
     labels = None if data.labels is None else data.labels[index]
     if cross and data.tokens_b is not None:
         pairs = [cross_sequence(data.tokens_a[i], data.tokens_b[i]) for i in index]
-        ids, mask = _pad([p for p, _ in pairs])
-        types, _ = _pad([t for _, t in pairs])
+        ids, mask = pad_ids([p for p, _ in pairs])
+        types, _ = pad_ids([t for _, t in pairs])
         return Batch(data.task, ids, mask, labels, list(index), int(mask.sum()), types)
     seqs = [data.tokens_a[i] for i in index]
     if data.tokens_b is not None:
         seqs += [data.tokens_b[i] for i in index]  # one forward pass for both sides of every pair
-    ids, mask = _pad(seqs)
+    ids, mask = pad_ids(seqs)
     return Batch(data.task, ids, mask, labels, list(index), sum(len(s) for s in seqs))
 
 

@@ -111,10 +111,7 @@ def subsample(data: TaskData, n: int | None, seed: int) -> TaskData:
     """The first ``n`` examples of a fixed shuffle (short runs on big data)."""
     if n is None or n >= len(data):
         return data
-    idx = sorted(random.Random(seed).sample(range(len(data)), n))
-    pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
-    return TaskData(data.task, pick(data.ids), pick(data.tokens_a), data.tokens_b and pick(data.tokens_b),
-                    None if data.labels is None else data.labels[idx], data.truncated, pick(data.lengths))
+    return data.select(sorted(random.Random(seed).sample(range(len(data)), n)))
 
 
 @dataclass

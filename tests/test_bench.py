@@ -109,7 +109,7 @@ def test_epoch_sample_takes_whole_epoch_grouped_batches(tiny_encoder, demo_data)
 
     examples = read_examples(task_file(demo_data, "sst", "train"), "sst")
     cfg = BenchConfig(batch_size=4, batches=3)
-    sample = epoch_sample(examples, load_tokenizer(tiny_encoder), cfg)
+    sample, data = epoch_sample(examples, load_tokenizer(tiny_encoder), cfg)
     assert len(sample) == 12 and len({e.id for e in sample}) == 12
     rows = [e.row for e in sample]
     assert rows == sorted(rows) and rows != [e.row for e in examples[:12]]  # not the file's first 12: grouped batches

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from core.checkpoint import save_checkpoint
-from core.data import Batch, _pad, collate, load_task
+from core.data import Batch, collate, load_task, pad_ids
 from core.encoders import load_pretrained, load_tokenizer
 from core.evaluate import predict
 from core.model import BertConfig, BertModel, Dropout
@@ -16,12 +16,12 @@ from core.scoring import Scorer
 
 def _ragged_batch(vocab: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    ids, mask = _pad([torch.randint(1, vocab, (n,)).tolist() for n in (9, 3, 6, 1)])
+    ids, mask = pad_ids([torch.randint(1, vocab, (n,)).tolist() for n in (9, 3, 6, 1)])
     return ids, mask
 
 
 def test_pad_builds_ids_and_mask():
-    ids, mask = _pad([[5, 6, 7], [8], [9, 10]])
+    ids, mask = pad_ids([[5, 6, 7], [8], [9, 10]])
     assert ids.tolist() == [[5, 6, 7], [8, 0, 0], [9, 10, 0]]
     assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
 
@@ -83,7 +83,7 @@ def test_scorer_pair_uses_one_pass_and_matches_the_model(tiny_encoder, tmp_path)
     got = scorer.pair(a, b)
     assert len(calls) == 1
     tok = load_tokenizer(tiny_encoder)
-    ids, mask = _pad(tok([a, b])["input_ids"])
+    ids, mask = pad_ids(tok([a, b])["input_ids"])
     with torch.no_grad():
         for task, key in (("para", "paraphrase"), ("sts", "similarity")):
             out = scorer.model(Batch(task, ids, mask, None, [0], int(mask.sum())))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.checkpoint import save_checkpoint
-from core.data import _pad
+from core.data import pad_ids
 from core.encoders import load_pretrained, load_tokenizer
 from core.model import BertModel, PackedLinear
 from core.multitask import HeadConfig, MultitaskBert
@@ -52,7 +52,7 @@ def _inputs(tiny_encoder) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         "single": ["A lovely film."],
         "pair": ["How do I cook rice?", "What is the best way to cook rice quickly on a stove?"],
     }
-    return {k: _pad(tok(v)["input_ids"]) for k, v in texts.items()}
+    return {k: pad_ids(tok(v)["input_ids"]) for k, v in texts.items()}
 
 
 def _outputs(bert: BertModel, inputs) -> dict[str, torch.Tensor]:
