@@ -392,10 +392,10 @@ class Trainer:
         per_task: dict[str, list[float]] = {}
         for (_, task, _), v in zip(self._pending, values, strict=True):
             per_task.setdefault(task, []).append(v)
-        for task, vs in per_task.items():
-            self.metrics.write("step", step=self.step, epoch=self.epoch, task=task, loss=sum(vs) / len(vs))
-        step_log.info("step %d: %s", self.step, "  ".join(f"{t} loss {sum(vs) / len(vs):.4f}"
-                                                         for t, vs in per_task.items()))
+        means = {task: sum(vs) / len(vs) for task, vs in per_task.items()}
+        for task, loss in means.items():
+            self.metrics.write("step", step=self.step, epoch=self.epoch, task=task, loss=loss)
+        step_log.info("step %d: %s", self.step, "  ".join(f"{t} loss {loss:.4f}" for t, loss in means.items()))
         self._pending.clear()
 
     # --- epochs -----------------------------------------------------------------------------------

@@ -38,10 +38,9 @@ for name in "${!SEARCH[@]}"; do
         --name "$name" --threads 1 --checkpoint-every 1000000 $MAX > "$RUNS/search/$name.log" 2>&1 &
     pids+=($!)
 done
+alive() { local n=0 p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo "$n"; }
 end=$((SECONDS + DEADLINE))
-while [ $SECONDS -lt $end ] && kill -0 "${pids[@]}" 2>/dev/null; do
-    alive=0; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
-    [ "$alive" -eq 0 ] && break
+while [ $SECONDS -lt $end ] && [ "$(alive)" -gt 0 ]; do  # until the deadline or every process has ended
     sleep 5
 done
 for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done  # stop after the current iteration

@@ -141,10 +141,14 @@ class WalklessApp(App):
 
         self.push_screen(ConfirmScreen(f"Resume run {run_dir.name} from its last checkpoint?"), answered)
 
+    def listed_runs(self) -> list:
+        """The runs the Runs screen (at the bottom of the stack) listed at its last scan."""
+        listing = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
+        return listing.runs if listing else []
+
     def training_runs(self) -> list[str]:
         """The runs the Runs screen last saw training or starting."""
-        listing = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
-        return [r.name for r in (listing.runs if listing else []) if r.state in ("running", "starting")]
+        return [r.name for r in self.listed_runs() if r.state in ("running", "starting")]
 
     async def action_quit(self) -> None:
         """Quit; while runs train, first say that they go on training and ask."""
@@ -179,8 +183,7 @@ class WalklessApp(App):
         where = f"key on the {screen.sub_title or 'current'} screen"
         for title, (key, callback) in bound.items():
             yield SystemCommand(f"{title} ({key})", where, callback)
-        listing = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
-        for run in (listing.runs if listing else [])[:30]:
+        for run in self.listed_runs()[:30]:
             yield SystemCommand(f"Monitor {run.name}", f"{run.variant}, {run.state}",
                                 lambda p=run.path: self.open_monitor(p))
 
