@@ -18,7 +18,9 @@ import json
 import logging
 import shlex
 import sys
+from argparse import SUPPRESS
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from rich.console import Console
@@ -33,109 +35,51 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from core.config import SmartConfig, TrainConfig
+from core.config import TrainConfig, default_of, flag, option_fields, parse_option, read_config_file
+
+OPTION_NAMES = {name for name, *_ in option_fields()}
 
 console = Console(stderr=True)
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    p.add_argument("--variant", default=d.variant,
-                   help="pretrain, finetune, rrobin, rrobin-pre, rrobin-full, proportional, annealed; "
-                        "modifiers +smart, +rlayer (e.g. rrobin-full+rlayer+smart)")
-    p.add_argument("--task", default=d.task, help="task of single-task variants: sst, cfimdb, para, sts")
-    p.add_argument("--encoder", default=d.encoder, help="minilm-l6 (packaged) or a Hugging Face BERT folder")
-    p.add_argument("--data-dir", default=None, help="folder with the CS224N files (default: the demo data)")
-    p.add_argument("--runs-dir", default=d.runs_dir)
-    p.add_argument("--name", default=None, help="run name (default: generated)")
-    p.add_argument("--epochs", type=int, default=None, help=f"default {d.epochs}; with --resume: the new total")
-    p.add_argument("--resume", metavar="RUN", default=None,
-                   help="continue a stopped or killed run from its last checkpoint, with its own config.json "
-                        "(only --epochs and --threads apply)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=None, help="default 1e-3 for pretrain, 1e-5 otherwise")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--dropout", type=float, default=d.dropout,
-                   help=f"the task heads' dropout (default {d.dropout}, the report's code)")
-    p.add_argument("--encoder-dropout", type=float, default=None,
-                   help="dropout inside the encoder (hidden and attention); default: the checkpoint's config")
-    p.add_argument("--clip-grad", type=float, default=None,
-                   help="clip the gradient norm at this value; default 1.0 under SMART (the report's code), else "
-                        "off; 0 turns it off")
-    p.add_argument("--lr-schedule", choices=["constant", "linear"], default=d.lr_schedule,
-                   help="constant (the report) or linear decay to 0 at the last step")
-    p.add_argument("--warmup", type=float, default=d.warmup, help="fraction of all steps with a linear lr warmup")
-    p.add_argument("--ema", type=float, default=d.ema,
-                   help="keep an exponential moving average of the weights with this decay (e.g. 0.999); it is what "
-                        "is evaluated, kept as best and saved for scoring; 0 = off")
-    p.add_argument("--layer-decay", type=float, default=d.layer_decay,
-                   help="layer-wise lr decay: the heads get --lr, each encoder layer below this factor more "
-                        "(e.g. 0.9); 1 = off")
-    p.add_argument("--rrobin-subset", choices=["fixed", "fresh"], default=d.rrobin_subset,
-                   help="rrobin's examples: fixed (default, the report's code: one subset of iterations x batch "
-                        "per task for the whole run) or fresh (a new subset every epoch)")
-    p.add_argument("--pair-input", choices=["bi", "cross"], default=d.pair_input,
-                   help="pair tasks: bi (default, the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "
-                        "cross (one sequence [CLS] a [SEP] b [SEP] per pair, linear heads)")
-    p.add_argument("--eval-all", action="store_true",
-                   help="single-task variants: also evaluate the other tasks' dev sets with untrained heads "
-                        "(the report's Table 2)")
-    p.add_argument("--pooling", choices=["mean", "cls"], default=None,
-                   help="sentence embedding (default: what the encoder folder declares, else cls)")
-    p.add_argument("--max-length", type=int, default=d.max_length)
-    p.add_argument("--summed-step", action="store_true", help="one summed loss and one step per iteration")
-    p.add_argument("--temperature", type=float, default=d.temperature, help="annealed sampling temperature")
-    p.add_argument("--pre-epochs", type=int, default=d.pre_epochs, help="Quora-only epochs for rrobin-pre")
-    p.add_argument("--max-train", type=int, default=None, help="cap on training examples per task")
-    p.add_argument("--max-dev", type=int, default=None, help="cap on dev examples per task")
-    p.add_argument("--max-steps", type=int, default=None, help="cap on iterations per epoch")
-    p.add_argument("--log-every", type=int, default=d.log_every)
-    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
-    p.add_argument("--keep-last", type=int, default=d.keep_last)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--no-bucket", action="store_true", help="batches in file order (no length bucketing)")
-    p.add_argument("--autocast", choices=["bf16"], default=None)
-    p.add_argument("--compile", action="store_true", help="torch.compile the encoder")
-    s = SmartConfig()
-    for f, h in [("lam", "λ"), ("eps", "ε"), ("sigma", "σ"), ("eta", "η"), ("beta", "β"), ("mu", "μ")]:
-        p.add_argument(f"--smart-{f}", type=float, default=getattr(s, f), help=f"SMART {h}")
-    p.add_argument("--smart-steps", type=int, default=None, help=f"SMART ascent steps K (default {s.steps}; "
-                   "0 with --smart-fast)")
-    p.add_argument("--smart-dropout-on", action="store_true", help="keep dropout on in the adversarial loss")
-    p.add_argument("--smart-same-masks", action="store_true",
-                   help="dropout on, the perturbed forwards replaying the main forward's masks (no reference forward)")
-    p.add_argument("--smart-fast", action="store_true",
-                   help="cheaper SMART (about 2.3x a plain step instead of 3.3x): --smart-same-masks and no ascent "
-                        "step (random perturbation, as R3F); the default is the report's algorithm")
+    """``walkless train``'s flags: one per training option (``core.config``), named after its field."""
+    p.add_argument("--config", metavar="FILE", help="start from the options in this JSON file (a run's "
+                   "config.json: a new run from that one, beside it); the flags given here override them")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped or killed run from its last checkpoint, "
+                   "with its own config.json (only --epochs and --threads apply)")
+    p.add_argument("--smart-fast", action="store_true", help="cheaper SMART (about 2.3x a plain step instead of "
+                   "3.3x): --smart-same-masks --smart-steps 0 (random perturbation, as R3F)")
+    for name, f, kind, _ in option_fields():
+        m, default = f.metadata, default_of(f)
+        text = f"{'SMART ' + (m['label'] or name[6:]) + ': ' if name.startswith('smart_') else ''}{m['help']}"
+        text += "" if default is None else f" (default: {'on' if default is True else 'off' if default is False else default})"
+        if kind is bool:
+            p.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=SUPPRESS, help=text)
+            for alias in m["aliases"]:  # an old spelling of the negative flag
+                p.add_argument(alias, dest=name, action="store_false", default=SUPPRESS, help=SUPPRESS)
+        else:
+            p.add_argument(flag(name), dest=name, default=SUPPRESS, type=partial(option_value, name), help=text,
+                           metavar="{" + ",".join(m["choices"]) + "}" if m["choices"] else name.upper())
 
 
-def smart_config(a: argparse.Namespace) -> SmartConfig:
-    kw = {"lam": a.smart_lam, "eps": a.smart_eps, "sigma": a.smart_sigma, "eta": a.smart_eta, "beta": a.smart_beta,
-          "mu": a.smart_mu}
-    if a.smart_fast:
-        smart = SmartConfig.fast(**kw)
-    else:
-        same = a.smart_same_masks
-        smart = SmartConfig(**kw, dropout_off=not (a.smart_dropout_on or same), same_masks=same)
-    if a.smart_steps is not None:
-        smart.steps = a.smart_steps
-    return smart
+def option_value(name: str, text: str) -> object:
+    try:
+        return parse_option(name, text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def train_config(a: argparse.Namespace) -> TrainConfig:
-    smart = smart_config(a)
-    return TrainConfig(
-        variant=a.variant, task=a.task, encoder=a.encoder, data_dir=a.data_dir, runs_dir=a.runs_dir,
-        name=a.name, epochs=a.epochs if a.epochs is not None else TrainConfig.epochs, batch_size=a.batch_size,
-        lr=a.lr, seed=a.seed, dropout=a.dropout, encoder_dropout=a.encoder_dropout, clip_grad=a.clip_grad,
-        lr_schedule=a.lr_schedule, warmup=a.warmup, layer_decay=a.layer_decay, ema=a.ema, rrobin_subset=a.rrobin_subset, eval_all=a.eval_all,
-        pair_input=a.pair_input,
-        pooling=a.pooling, max_length=a.max_length, per_task_step=not a.summed_step, temperature=a.temperature,
-        pre_epochs=a.pre_epochs, max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps,
-        log_every=a.log_every, checkpoint_every=a.checkpoint_every, keep_last=a.keep_last, device=a.device,
-        threads=a.threads, bucket=not a.no_bucket, autocast=a.autocast, compile=a.compile, smart=smart,
-    )
+    """The options of ``walkless train``: --config FILE's (else the defaults), then --smart-fast's, then the
+    flags given."""
+    given = {k: v for k, v in vars(a).items() if k in OPTION_NAMES}
+    if getattr(a, "smart_fast", False):
+        given = {"smart_steps": 0, "smart_dropout_off": False, "smart_same_masks": True, **given}
+    if given.get("smart_same_masks") and "smart_dropout_off" not in given:
+        given["smart_dropout_off"] = False  # replaying dropout masks needs dropout on
+    base = read_config_file(a.config) if getattr(a, "config", None) else TrainConfig()
+    return base.updated(given).validate()
 
 
 def progress_bar() -> tuple[Progress, Callable[[int, int, int], None]]:
@@ -155,12 +99,18 @@ def progress_bar() -> tuple[Progress, Callable[[int, int, int], None]]:
 def cmd_train(a: argparse.Namespace) -> int:
     from core.train import resume, train
 
+    other = sorted(OPTION_NAMES & {*vars(a)} - {"epochs", "threads"}) + (["config"] if a.config else [])
+    if a.resume and other:
+        raise ValueError(f"--resume takes the run's own config.json; only --epochs and --threads apply (not "
+                         f"{', '.join(flag(o) for o in other)})")
+    config = None if a.resume else train_config(a)
     bar, update = progress_bar()
     with bar:
         if a.resume:
-            run_dir = resume(a.resume, epochs=a.epochs, threads=a.threads, progress=update)
+            run_dir = resume(a.resume, epochs=getattr(a, "epochs", None), threads=getattr(a, "threads", None),
+                             progress=update)
         else:
-            run_dir = train(train_config(a), progress=update)
+            run_dir = train(config, progress=update)
     console.print(f"[green]run finished:[/] {run_dir}")
     print(run_dir)
     return 0

@@ -1,94 +1,140 @@
-"""Typed configuration for training. Only the CLI (and the app's launch form) turns text into these."""
+"""Typed configuration for training, each option defined once: its field holds the type, default, help,
+allowed values and range. The CLI's flags (``--batch-size`` for ``batch_size``, ``--smart-lam`` for
+``smart.lam``) and the app's launch form are generated from these fields. Imports no torch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import json
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from core.variants import parse_variant
+
+TASK_NAMES = ("sst", "cfimdb", "para", "sts")
+RUN_RECORD = ("tasks", "encoder_dir", "data_sizes", "torch", "schedule_plan")  # what a run's config.json adds
+Check = tuple[Callable[[Any], bool], str]  # (predicate, what it asks for in words)
+AT_LEAST_0: Check = (lambda v: v >= 0, "at least 0")
+AT_LEAST_1: Check = (lambda v: v >= 1, "at least 1")
+POSITIVE: Check = (lambda v: v > 0, "positive")
+FRACTION: Check = (lambda v: 0 <= v < 1, "in [0, 1)")
+
+
+def opt(default: Any = None, help: str = "", *, choices: tuple | None = None, check: Check | None = None,
+        aliases: tuple[str, ...] = (), form: str = "more", label: str = "", factory: Any = None) -> Any:
+    """A training option: a dataclass field whose metadata the CLI and the launch form are built from.
+
+    ``form`` is the form's section ("main", "more", "smart" or "" for none); ``aliases`` are old spellings of a
+    yes/no option's negative flag (``--summed-step`` for ``--no-per-task-step``).
+    """
+    meta = {"help": help, "choices": choices, "check": check, "aliases": aliases, "form": form, "label": label}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class SmartConfig:
-    """SMART hyperparameters; defaults are the report's (section 4.2)."""
+    """SMART hyperparameters; defaults are the report's (section 4.2). ``fast()`` is the cheaper variant."""
 
-    lam: float = 5.0  # λ, weight of the adversarial regularizer
-    eps: float = 1e-5  # ε, radius of the perturbation ball (∞-norm)
-    sigma: float = 1e-5  # σ, std of the initial Gaussian noise
-    eta: float = 1e-3  # η, ascent step size
-    steps: int = 1  # K, ascent steps
-    beta: float = 0.995  # β, momentum of the Bregman teacher
-    mu: float = 1.0  # μ, weight of the Bregman term
-    dropout_off: bool = True  # the report's change: no dropout while computing the adversarial loss
-    same_masks: bool = False  # dropout on, but the perturbed forwards replay the main forward's masks
+    lam: float = opt(5.0, "weight of the adversarial regularizer", check=AT_LEAST_0, form="smart", label="λ")
+    eps: float = opt(1e-5, "radius of the perturbation ball (∞-norm)", check=AT_LEAST_0, form="smart", label="ε")
+    sigma: float = opt(1e-5, "std of the initial Gaussian noise", check=AT_LEAST_0, form="smart", label="σ")
+    eta: float = opt(1e-3, "ascent step size", check=AT_LEAST_0, form="smart", label="η")
+    steps: int = opt(1, "ascent steps K (0: random perturbation only, as R3F)", check=AT_LEAST_0, form="smart")
+    beta: float = opt(0.995, "momentum of the Bregman teacher", check=(lambda v: 0 <= v <= 1, "in [0, 1]"),
+                      form="smart", label="β")
+    mu: float = opt(1.0, "weight of the Bregman term", check=AT_LEAST_0, form="smart", label="μ")
+    dropout_off: bool = opt(True, "no dropout while computing the adversarial loss (the report's change)",
+                            aliases=("--smart-dropout-on",), form="smart")
+    same_masks: bool = opt(False, "dropout on, the perturbed forwards replaying the main forward's masks (no "
+                                  "reference forward; implies --no-smart-dropout-off)", form="smart")
 
     @classmethod
     def fast(cls, **overrides: Any) -> SmartConfig:
-        """The opt-in cheaper SMART (7 forward-pass units instead of 10, see core/smart.py): the perturbed
-        forward replays the main forward's dropout masks instead of a dropout-free reference forward, and
-        the perturbation is the clipped Gaussian noise without an ascent step (R3F-style)."""
+        """The opt-in cheaper SMART (see core/smart.py): the perturbed forward replays the main forward's dropout
+        masks instead of a dropout-free reference forward, and the perturbation is the clipped Gaussian noise
+        without an ascent step (R3F-style)."""
         return cls(**{"steps": 0, "dropout_off": False, "same_masks": True, **overrides})
 
 
 @dataclass
 class TrainConfig:
-    variant: str = "finetune"  # pretrain, finetune, rrobin, rrobin-pre, rrobin-full, with +smart/+rlayer
-    task: str = "sst"  # for single-task variants
-    encoder: str = "minilm-l6"  # a name or a Hugging Face BERT folder
-    data_dir: str | None = None  # None: the demo data
-    runs_dir: str = "runs"
-    name: str | None = None
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float | None = None  # None: 1e-3 for pretrain, 1e-5 otherwise (the report's)
-    seed: int = 0
-    dropout: float = 0.3  # the task heads' dropout (the report's "hidden dropout 0.3" is its heads')
-    encoder_dropout: float | None = None  # None: the checkpoint's own (hidden and attention dropout)
-    pooling: str | None = None  # None: what the encoder folder declares (mean for sentence-transformers)
-    max_length: int = 512
-    weight_decay: float = 0.0
-    clip_grad: float | None = None  # max grad norm; None: 1.0 under SMART (the report's code), else off; 0: off
-    lr_schedule: str = "constant"  # "constant" (the report) or "linear" (decay to 0 at the last step)
-    warmup: float = 0.0  # fraction of all steps with a linear warmup from 0
-    ema: float = 0.0  # decay of an average of the weights (e.g. 0.999) that is evaluated and saved; 0 = off
-    layer_decay: float = 1.0  # layer-wise lr decay: layer l of L gets lr * layer_decay ** (L + 1 - l); 1 = off
-    rrobin_subset: str = "fixed"  # rrobin: "fixed" subset drawn once per run (the report's code) or "fresh" per epoch
-    pair_input: str = "bi"  # "bi": [u, v, |u - v|] and cosine (the report); "cross": one sequence per pair
-    eval_all: bool = False  # single-task variants: evaluate every multitask dev set (the report's Table 2)
-    per_task_step: bool = True  # one optimizer step per task in turn (the report); False: one summed step
-    temperature: float = 5.0  # annealed sampling: final T of p_t ∝ n_t^(1/T) (T goes 1 -> this; 5 = BERT-and-PALs)
-    pre_epochs: int = 1  # Quora-only epochs before round-robin, for rrobin-pre
-    eval_batch_size: int = 128
-    log_every: int = 10
-    checkpoint_every: int = 0  # steps; 0 = only at each epoch end
-    keep_last: int = 2
-    device: str = "auto"
-    threads: int | None = None
-    max_train: int | None = None  # cap on training examples per task (short runs)
-    max_dev: int | None = None  # cap on dev examples per task
-    max_steps: int | None = None  # cap on iterations per epoch (short runs)
-    bucket: bool = True  # length-bucketed batches
-    fused_adamw: bool = True
-    autocast: str | None = None  # None, "bf16"
-    compile: bool = False
-    smart: SmartConfig = field(default_factory=SmartConfig)
+    """Everything a training run is made from (a run's ``config.json`` holds it, plus what was resolved)."""
+
+    variant: str = opt("finetune", "pretrain, finetune, rrobin, rrobin-pre, rrobin-full, proportional, annealed; "
+                                   "modifiers +rlayer, +smart (e.g. rrobin-full+rlayer+smart)", form="main")
+    task: str = opt("sst", "task of single-task variants", choices=TASK_NAMES, form="main")
+    encoder: str = opt("minilm-l6", "minilm-l6 (packaged) or a Hugging Face BERT folder", form="main")
+    data_dir: str | None = opt(None, "folder with the CS224N files (default: the demo data)", form="main")
+    runs_dir: str = opt("runs", "where the run folder goes", form="")
+    name: str | None = opt(None, "run name (default: generated)", form="")
+    epochs: int = opt(10, "epochs (with --resume: the new total)", check=AT_LEAST_1, form="main")
+    batch_size: int = opt(64, "examples per task batch", check=AT_LEAST_1, form="main")
+    lr: float | None = opt(None, "learning rate (default 1e-3 for pretrain, 1e-5 otherwise, the report's)",
+                           check=POSITIVE, form="main")
+    seed: int = opt(0, "random seed", form="main")
+    dropout: float = opt(0.3, "the task heads' dropout (the report's code: its 'hidden dropout 0.3' is the heads')",
+                         check=FRACTION, form="main")
+    encoder_dropout: float | None = opt(None, "dropout inside the encoder (hidden and attention); default: the "
+                                              "checkpoint's config", check=FRACTION)
+    pooling: str | None = opt(None, "sentence embedding (default: what the encoder folder declares, else cls)",
+                              choices=("mean", "cls"), form="main")
+    max_length: int = opt(512, "tokens per sentence (capped at the encoder's positions)", check=AT_LEAST_1)
+    weight_decay: float = opt(0.0, "AdamW weight decay", check=AT_LEAST_0)
+    clip_grad: float | None = opt(None, "clip the gradient norm at this value; default 1.0 under SMART (the "
+                                        "report's code), else off; 0 turns it off", check=AT_LEAST_0)
+    lr_schedule: str = opt("constant", "constant (the report) or linear decay to 0 at the last step",
+                           choices=("constant", "linear"))
+    warmup: float = opt(0.0, "fraction of all steps with a linear lr warmup from 0", check=FRACTION)
+    ema: float = opt(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.999); it is "
+                          "what is evaluated, kept as best and saved for scoring; 0 = off", check=FRACTION)
+    layer_decay: float = opt(1.0, "layer-wise lr decay: the heads get --lr, each encoder layer below this factor "
+                                  "more (e.g. 0.9); 1 = off", check=(lambda v: 0 < v <= 1, "in (0, 1]"))
+    rrobin_subset: str = opt("fixed", "rrobin's examples: fixed (the report's code: one subset of iterations x "
+                                      "batch per task for the whole run) or fresh (a new subset every epoch)",
+                             choices=("fixed", "fresh"))
+    pair_input: str = opt("bi", "pair tasks: bi (the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "
+                                "cross (one sequence [CLS] a [SEP] b [SEP] per pair, linear heads)",
+                          choices=("bi", "cross"))
+    eval_all: bool = opt(False, "single-task variants: also evaluate the other tasks' dev sets with untrained "
+                                "heads (the report's Table 2)")
+    per_task_step: bool = opt(True, "one optimizer step per task in turn (the report); off: one summed loss and "
+                                    "one step per iteration", aliases=("--summed-step",))
+    temperature: float = opt(5.0, "annealed sampling: final T of p_t ∝ n_t^(1/T) (5 = BERT-and-PALs)",
+                             check=POSITIVE)
+    pre_epochs: int = opt(1, "Quora-only epochs before round-robin, for rrobin-pre", check=AT_LEAST_0)
+    eval_batch_size: int = opt(128, "batch size of the dev evaluation", check=AT_LEAST_1)
+    log_every: int = opt(10, "steps between logged losses", check=AT_LEAST_1, form="main")
+    checkpoint_every: int = opt(0, "steps between checkpoints; 0 = only at each epoch end", check=AT_LEAST_0)
+    keep_last: int = opt(2, "step checkpoints kept (the best one is always kept)", check=AT_LEAST_1)
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N")
+    threads: int | None = opt(None, "CPU threads (default: torch's)", check=AT_LEAST_1, form="main")
+    max_train: int | None = opt(None, "cap on training examples per task", check=AT_LEAST_1, form="main")
+    max_dev: int | None = opt(None, "cap on dev examples per task", check=AT_LEAST_1, form="main")
+    max_steps: int | None = opt(None, "cap on iterations per epoch", check=AT_LEAST_1, form="main")
+    bucket: bool = opt(True, "length-bucketed batches (off: batches in file order)")
+    fused_adamw: bool = opt(True, "the fused AdamW kernel where the device has one")
+    autocast: str | None = opt(None, "mixed precision", choices=("bf16",))
+    compile: bool = opt(False, "torch.compile the encoder layers")
+    smart: SmartConfig = opt(help="SMART hyperparameters (--smart-*)", factory=SmartConfig, form="smart")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def validate(self) -> TrainConfig:
         """Raise a ``ValueError`` naming the first option out of range (before any run folder is made)."""
-        checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 1, "at least 1"),
-                  ("lr", self.lr is None or self.lr > 0, "positive"),
-                  ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
-                  ("encoder_dropout", self.encoder_dropout is None or 0 <= self.encoder_dropout < 1, "in [0, 1)"),
-                  ("warmup", 0 <= self.warmup < 1, "in [0, 1)"),
-                  ("layer_decay", 0 < self.layer_decay <= 1, "in (0, 1]"),
-                  ("ema", 0 <= self.ema < 1, "in [0, 1)"),
-                  ("lr_schedule", self.lr_schedule in ("constant", "linear"), "constant or linear"),
-                  ("rrobin_subset", self.rrobin_subset in ("fixed", "fresh"), "fixed or fresh"),
-                  ("pair_input", self.pair_input in ("bi", "cross"), "bi or cross")]
-        for name, ok, what in checks:
-            if not ok:
-                raise ValueError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be {what}")
+        values = self.flat()
+        for name, f, kind, _ in option_fields():
+            problem = check_value(f, kind, values[name])
+            if problem:
+                raise ValueError(f"{flag(name)} {values[name]}: must be {problem}")
+        parse_variant(self.variant)
+        if self.smart.same_masks and self.smart.dropout_off:
+            raise ValueError("--smart-same-masks replays dropout masks, so it needs --no-smart-dropout-off")
         return self
 
     def grad_clip_norm(self, smart: bool) -> float | None:
@@ -99,8 +145,108 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """From a ``to_dict`` tree or a run's ``config.json`` (keys that are not options are ignored)."""
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
         if isinstance(d.get("smart"), dict):
-            d["smart"] = SmartConfig(**d["smart"])
+            d["smart"] = SmartConfig(**{k: v for k, v in d["smart"].items() if k in SmartConfig.__annotations__})
         return cls(**d)
+
+    def flat(self) -> dict[str, Any]:
+        """The options by flat name (SMART's as ``smart_lam``...), as ``option_fields`` lists them."""
+        d = self.to_dict()
+        return {**{k: v for k, v in d.items() if k != "smart"}, **{f"smart_{k}": v for k, v in d["smart"].items()}}
+
+    def updated(self, flat: dict[str, Any]) -> TrainConfig:
+        """A copy with options set from ``{"batch_size": 32, "smart_lam": 1.0}`` (SMART's with ``smart_``)."""
+        d = self.to_dict()
+        for key, value in flat.items():
+            smart = key.removeprefix("smart_")
+            if key.startswith("smart_") and smart in d["smart"]:
+                d["smart"][smart] = value
+            elif key in d and key != "smart":
+                d[key] = value
+            else:
+                raise ValueError(f"{flag(key)}: no such training option")
+        return TrainConfig.from_dict(d)
+
+
+def option_fields() -> list[tuple[str, Field, type, bool]]:
+    """Every training option as (flat name, field, value type, may be None), SMART's as ``smart_*``."""
+    out = []
+    for cls, prefix in ((TrainConfig, ""), (SmartConfig, "smart_")):
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            if f.name == "smart":
+                continue
+            args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+            out.append((prefix + f.name, f, args[0] if args else hints[f.name], bool(args)))
+    return out
+
+
+def parse_option(name: str, text: str) -> Any:
+    """The text of option ``name`` (flat, as ``option_fields``) -> its value; a ``ValueError`` says what it must be."""
+    _, f, kind, optional = next(o for o in option_fields() if o[0] == name)
+    value = parse_value(kind, optional, text)
+    problem = check_value(f, kind, value)
+    if problem:
+        raise ValueError(f"{text.strip()!r}: must be {problem}")
+    return value
+
+
+def default_of(f: Field) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_value(f: Field, kind: type, value: Any) -> str | None:
+    """What ``value`` of option ``f`` must be when it is not (None when fine; None is fine where allowed)."""
+    what = {int: "an integer", float: "a number", bool: "true or false", str: "text"}[kind]
+    if value is None:
+        return None if f.default is None else what
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not (isinstance(value, kind) if kind in (bool, str) else numeric and (kind is float or isinstance(value, int))):
+        return what
+    choices, check = f.metadata.get("choices"), f.metadata.get("check")
+    if choices and value not in choices:
+        return "one of " + ", ".join(choices)
+    return check[1] if check and not check[0](value) else None
+
+
+def parse_value(kind: type, optional: bool, text: str) -> Any:
+    """Text of an option (the CLI's, the form's) -> its typed value; '' or 'none' is None where allowed."""
+    text = text.strip()
+    if optional and text.lower() in ("", "none"):
+        return None
+    if kind is bool:
+        if text.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            raise ValueError(f"{text!r}: must be yes or no")
+        return text.lower() in ("true", "yes", "1", "on")
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{text!r}: must be {'an integer' if kind is int else 'a number'}") from None
+
+
+def read_config_file(path: str | Path) -> TrainConfig:
+    """Options from a JSON file: ``TrainConfig.to_dict()``'s tree, or a run's ``config.json`` (then the new run
+    goes beside that run, under a new name). A clear ``ValueError`` names the file and the bad key."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as e:
+        raise ValueError(f"--config {path}: cannot read it ({e.strerror or e})") from e
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--config {path}: not JSON (line {e.lineno}: {e.msg})") from e
+    if not isinstance(raw, dict) or not isinstance(raw.get("smart", {}), dict):
+        raise ValueError(f"--config {path}: not an object of training options")
+    unknown = sorted({*raw} - {*TrainConfig().to_dict(), *RUN_RECORD}) + sorted(
+        f"smart.{k}" for k in {*raw.get("smart", {})} - {*SmartConfig.__annotations__})
+    if unknown:
+        raise ValueError(f"--config {path}: unknown option {', '.join(unknown)}")
+    if (path.parent / "status.json").is_file():  # a run's own config.json: "a new run from this one"
+        raw = {**raw, "name": None, "runs_dir": str(path.parent.parent.absolute())}
+    return TrainConfig.from_dict(raw)

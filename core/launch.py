@@ -4,7 +4,8 @@ The caller picks the run name up front; the CLI creates ``RUNS_DIR/NAME`` itself
 existing folder is an error). Until the run writes its ``status.json`` it exists only as a launch
 record in ``RUNS_DIR/.launches``::
 
-    NAME.json   {"name", "pid", "host", "started", "argv", "options"} (+ "returncode" once reaped)
+    NAME.json         {"name", "pid", "host", "started", "argv", "config"} (+ "returncode" once reaped)
+    NAME.config.json  the run's options (``TrainConfig.to_dict()``): the process is ``walkless train --config``
     NAME.log    the process's stdout and stderr (tracebacks of a run that dies while starting)
 
 ``launches`` turns those records into ``RunInfo`` rows with state ``starting`` (process alive) or
@@ -26,8 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from core.config import TrainConfig
 from core.runs import RunError, RunInfo, _pid_alive, read_json, run_state, tail_lines, write_json_atomic
 
 LAUNCH_DIR = ".launches"
@@ -35,19 +36,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 
 # Popen objects of the processes this interpreter started: polling them reaps a finished child, which
 # would otherwise stay a zombie that ``kill(pid, 0)`` reports as alive.
-_children: dict[int, subprocess.Popen] = {}
-
-
-def train_argv(runs_dir: str | Path, name: str, options: dict[str, Any], python: str = sys.executable) -> list[str]:
-    """``options`` (``{"variant": "rrobin", "smart_lam": 5.0, "lr": None, "no_bucket": True}``) -> the
-    command line; None values are left out, True becomes a bare flag, underscores become dashes."""
-    argv = [python, "-m", "core.cli", "train"]
-    for key, value in options.items():
-        if value is None or value is False:
-            continue
-        flag = "--" + key.replace("_", "-")
-        argv += [flag] if value is True else [flag, str(value)]
-    return argv + ["--runs-dir", str(Path(runs_dir).absolute()), "--name", name]
+_children: dict[int, tuple[subprocess.Popen, Path]] = {}  # pid -> (process, its launch or resume record)
 
 
 def check_name(runs_dir: str | Path, name: str) -> str | None:
@@ -69,13 +58,11 @@ def new_run_name(runs_dir: str | Path, variant: str) -> str:
     raise RunError(f"runs folder {runs_dir}: could not find a free run name")
 
 
-def start_training(runs_dir: str | Path, name: str, options: dict[str, Any],
-                   python: str = sys.executable) -> dict:
-    """Start ``walkless train`` for run ``name`` in its own session; returns the launch record.
-
-    The record is written before this returns, so the run is listed (as ``starting``) at once.
+def start_training(config: TrainConfig, python: str = sys.executable) -> dict:
+    """Start ``walkless train --config`` for ``config`` (its ``runs_dir`` and ``name`` set) in its own session;
+    returns the launch record, written before this returns so that the run is listed (as ``starting``) at once.
     """
-    runs_dir = Path(runs_dir).absolute()
+    runs_dir, name = Path(config.runs_dir).absolute(), str(config.name)
     problem = check_name(runs_dir, name)
     if problem:
         raise RunError(problem)
@@ -84,15 +71,15 @@ def start_training(runs_dir: str | Path, name: str, options: dict[str, Any],
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunError(f"runs folder {runs_dir}: cannot create ({e.strerror or e})") from e
-    argv = train_argv(runs_dir, name, options, python)
-    log_path = folder / f"{name}.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "ab") as log:
+    options = {**config.to_dict(), "runs_dir": str(runs_dir)}
+    write_json_atomic(folder / f"{name}.config.json", options)
+    argv = [python, "-m", "core.cli", "train", "--config", str(folder / f"{name}.config.json")]
+    with open(folder / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, env=env)
-    _children[proc.pid] = proc
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    _children[proc.pid] = proc, folder / f"{name}.json"
     record = {"name": name, "pid": proc.pid, "host": socket.gethostname(), "started": time.time(),
-              "argv": argv, "options": options}
+              "argv": argv, "config": options}
     write_json_atomic(folder / f"{name}.json", record)
     return record
 
@@ -137,7 +124,7 @@ def resume_training(run_dir: str | Path, python: str = sys.executable) -> int:
         proc = subprocess.Popen([python, "-m", "core.cli", "train", "--resume", str(run_dir)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    _children[proc.pid] = proc
+    _children[proc.pid] = proc, resume_record(run_dir)
     write_json_atomic(resume_record(run_dir), {"pid": proc.pid, "host": socket.gethostname(),
                                                "started": time.time(), "log_offset": offset})
     return proc.pid
@@ -172,25 +159,14 @@ def resume_outcome(run_dir: str | Path) -> tuple[str, str] | None:
 
 
 def reap() -> None:
-    """Collect the exit codes of finished children (and write them into their launch records)."""
-    for pid, proc in list(_children.items()):
+    """Collect the exit codes of finished children (and write them into their launch or resume records)."""
+    for pid, (proc, path) in list(_children.items()):
         code = proc.poll()
         if code is None:
             continue
         del _children[pid]
-        if "--resume" in proc.args:
-            path = resume_record(proc.args[proc.args.index("--resume") + 1])
-            record = read_json(path)
-            if isinstance(record, dict) and record.get("pid") == pid:
-                write_json_atomic(path, {**record, "returncode": code})
-            continue
-        if "--name" not in proc.args:
-            continue
-        runs_dir = Path(proc.args[proc.args.index("--runs-dir") + 1])
-        name = proc.args[proc.args.index("--name") + 1]
-        path = runs_dir / LAUNCH_DIR / f"{name}.json"
         record = read_json(path)
-        if isinstance(record, dict):
+        if isinstance(record, dict) and record.get("pid") == pid:
             write_json_atomic(path, {**record, "returncode": code})
 
 
@@ -221,7 +197,7 @@ def launches(runs_dir: str | Path) -> list[RunInfo]:
         return []
     out = []
     for path in sorted(folder.glob("*.json")):
-        rec = read_json(path)
+        rec = None if path.name.endswith((".config.json", ".resume.json")) else read_json(path)
         if not isinstance(rec, dict) or "name" not in rec:
             continue
         run_dir = Path(runs_dir) / rec["name"]
@@ -229,10 +205,10 @@ def launches(runs_dir: str | Path) -> list[RunInfo]:
             continue  # the run has begun: it is listed from its own folder
         pid, same_host = rec.get("pid"), rec.get("host") == socket.gethostname()
         alive = rec.get("returncode") is None and (not same_host or (isinstance(pid, int) and _pid_alive(pid)))
-        options = rec.get("options") or {}
+        config = rec.get("config") or {}
         info = RunInfo(path=run_dir, name=rec["name"], state="starting" if alive else "failed",
-                       variant=str(options.get("variant", "?")), epochs=int(options.get("epochs") or 0),
-                       started=rec.get("started"), config=options)
+                       variant=str(config.get("variant", "?")), epochs=int(config.get("epochs") or 0),
+                       started=rec.get("started"), config=config)
         if not alive:
             info.updated = path.stat().st_mtime
             code = rec.get("returncode")
@@ -251,7 +227,7 @@ def launch_log(run_dir: str | Path) -> Path:
 def forget_launch(run_dir: str | Path) -> None:
     """Delete the launch record and log of a run that never began."""
     run_dir = Path(run_dir)
-    for suffix in (".json", ".log", ".resume.json"):
+    for suffix in (".json", ".config.json", ".log", ".resume.json"):
         (run_dir.parent / LAUNCH_DIR / f"{run_dir.name}{suffix}").unlink(missing_ok=True)
 
 

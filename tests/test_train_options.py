@@ -124,11 +124,19 @@ def test_single_task_eval_all_reports_every_dev_set_and_keeps_the_best_by_its_ta
     assert steps == {"sst"}  # the other heads are only evaluated, never trained
 
 
-@pytest.mark.parametrize("flag,value,msg", [("--epochs", "-1", "--epochs -1: must be at least 1"),
-                                            ("--dropout", "1.5", "--dropout 1.5: must be in [0, 1)"),
-                                            ("--warmup", "1", "--warmup 1.0: must be in [0, 1)")])
-def test_options_out_of_range_are_refused_before_a_run_exists(tmp_path, capsys, flag, value, msg):
-    assert main(["train", "--runs-dir", str(tmp_path / "runs"), flag, value]) == 1
+@pytest.mark.parametrize("key,text,value,msg", [("epochs", "-1", -1, "--epochs -1: must be at least 1"),
+                                                ("dropout", "1.5", 1.5, "--dropout 1.5: must be in [0, 1)"),
+                                                ("warmup", "1", 1.0, "--warmup 1.0: must be in [0, 1)"),
+                                                ("pair_input", "tri", "tri", "--pair-input tri: must be one of bi, cross"),
+                                                ("batch_size", "x", "32", "--batch-size 32: must be an integer")])
+def test_options_out_of_range_are_refused_before_a_run_exists(tmp_path, capsys, key, text, value, msg):
+    flag = "--" + key.replace("_", "-")
+    with pytest.raises(SystemExit) as exit_:  # a flag: argparse's usage error
+        main(["train", "--runs-dir", str(tmp_path / "runs"), flag, text])
+    assert exit_.value.code == 2 and f"argument {flag}: '{text}': must be" in capsys.readouterr().err
+    config = tmp_path / "c.json"  # a value from a --config file
+    config.write_text(json.dumps({key: value}))
+    assert main(["train", "--runs-dir", str(tmp_path / "runs"), "--config", str(config)]) == 1
     assert msg in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 

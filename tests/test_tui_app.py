@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Log, Select, Static
+from textual.widgets import DataTable, Input, Log, Select, Static
 from tui_support import opened_compare, scanned, text_of, wait_for
 
 from core import launch
@@ -56,8 +56,8 @@ def launched_runs(tmp_path):
     """A runs folder whose detached training processes are killed at the end of the test, pass or fail."""
     runs = tmp_path / "runs"
     yield runs
-    pids = [json.loads(r.read_text())["pid"] for r in (runs / LAUNCH_DIR).glob("*.json")]
-    for pid in pids + list(launch._children):
+    pids = [json.loads(r.read_text()).get("pid") for r in (runs / LAUNCH_DIR).glob("*.json")]
+    for pid in [p for p in pids if p] + list(launch._children):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     launch.reap()
@@ -117,9 +117,9 @@ async def test_launch_a_real_run_watch_it_finish_and_stop_another(tiny_encoder, 
                                                                    launched_runs):
     runs = launched_runs
     # a long run to stop later, started first so that both processes boot at the same time
-    start_training(runs, "long", {"variant": "finetune", "task": "sst", "encoder": str(tiny_encoder),
-                                  "data_dir": str(demo_data), "epochs": 500, "batch_size": 8, "lr": 1e-3,
-                                  "log_every": 1, "threads": 1})
+    start_training(TrainConfig(variant="finetune", task="sst", encoder=str(tiny_encoder), data_dir=str(demo_data),
+                               epochs=500, batch_size=8, lr=1e-3, log_every=1, threads=1, runs_dir=str(runs),
+                               name="long"))
     app = WalklessApp(runs, demo_data, str(tiny_encoder))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("n")
@@ -142,11 +142,14 @@ async def test_launch_a_real_run_watch_it_finish_and_stop_another(tiny_encoder, 
                            ("smart_lam", "1.0")]:
             form.query_one(f"#{key}").value = value
         form.query_one("#pooling", Select).value = "cls"
-        form.query_one("#smart_mode", Select).value = "fast"
+        form.query_one("#smart_preset", Select).value = "fast"
+        await pilot.pause()
+        assert form.query_one("#smart_lam", Input).value == "1.0"  # the preset keeps what was typed
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the launch")
-        assert form.launched["options"]["smart_lam"] == 1.0 and form.launched["options"]["max_train"] == 64
-        assert form.launched["options"]["smart_fast"] is True and form.launched["options"]["pooling"] == "cls"
+        launched = form.launched["config"]
+        assert launched["smart"]["lam"] == 1.0 and launched["max_train"] == 64 and launched["pooling"] == "cls"
+        assert launched["smart"]["same_masks"] and launched["smart"]["steps"] == 0  # the fast preset
 
         screen = await scanned(pilot)  # listed at once, before the process has made its folder
         run = next(r for r in screen.runs if r.name == "from-the-app")

@@ -74,7 +74,7 @@ def failed_launch(runs: Path, name: str, error: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps({
         "name": name, "pid": 1 << 22, "host": socket.gethostname(), "started": time.time() - 5, "returncode": 2,
-        "options": {"variant": "rrobin", "epochs": 1}}))
+        "config": {"variant": "rrobin", "epochs": 1}}))
     (folder / f"{name}.log").write_text(f"usage: walkless train ...\n{error}\n")
 
 
@@ -321,8 +321,8 @@ async def test_launch_form_name_follows_variant_remembers_and_clones(tmp_path, d
         form.query_one("#epochs", Input).value = "2"
         form.query_one("#max_dev", Input).value = "16"
         form.query_one("#log_every", Input).value = "1"
-        _, options, problems = form.form()
-        assert not problems and (options["max_dev"], options["log_every"], options["epochs"]) == (16, 1, 2)
+        _, config, problems = form.form()
+        assert not problems and (config.max_dev, config.log_every, config.epochs) == (16, 1, 2)
         name.value = "mine"
         form.query_one("#variant", Select).value = "annealed"
         await pilot.pause()
@@ -346,9 +346,9 @@ async def test_launch_form_name_follows_variant_remembers_and_clones(tmp_path, d
         assert [form.query_one(f"#{k}", Input).value for k in ("epochs", "batch_size", "lr", "max_dev")] == \
             ["3", "32", "0.0001", "20"]
         assert "New run from source" in text_of(form.query_one("#launch-template"))
-        _, options, problems = form.form()
-        assert not problems
-        assert (options["lr_schedule"], options["warmup"], options["layer_decay"]) == ("linear", 0.1, 0.9)
+        _, config, problems = form.form()
+        assert not problems  # every setting of the source run comes along, the ones under "more options" too
+        assert (config.lr_schedule, config.warmup, config.layer_decay) == ("linear", 0.1, 0.9)
 
 
 # --- Evaluate --------------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core.launch import LAUNCH_DIR, check_name, launches, stop_run, train_argv
+from core.cli import build_parser, train_config
+from core.config import SmartConfig, TrainConfig
+from core.launch import LAUNCH_DIR, check_name, launches, start_training, stop_run
 from core.runs import RunError, read_metrics_since, tail_lines
 from walkless_tui.series import (
     MAX_POINTS,
@@ -117,13 +119,16 @@ def test_tail_lines(tmp_path):
     assert tail_lines(tmp_path / "nope") == []
 
 
-def test_train_argv_and_names(tmp_path):
-    argv = train_argv(tmp_path, "r1", {"variant": "rrobin+smart", "task": None, "epochs": 2, "smart_lam": 1.5,
-                                       "no_bucket": True, "summed_step": False}, python="py")
-    assert argv == ["py", "-m", "core.cli", "train", "--variant", "rrobin+smart", "--epochs", "2",
-                    "--smart-lam", "1.5", "--no-bucket", "--runs-dir", str(tmp_path.absolute()), "--name", "r1"]
+def test_a_launch_hands_its_config_to_walkless_train_and_names_are_checked(tmp_path):
+    config = TrainConfig(variant="rrobin+smart", epochs=2, bucket=False, runs_dir=str(tmp_path), name="r1",
+                         smart=SmartConfig(lam=1.5))
+    record = start_training(config, python="true")  # `true` ignores its arguments and exits
+    assert record["argv"][1:] == ["-m", "core.cli", "train", "--config",
+                                  str(tmp_path.absolute() / LAUNCH_DIR / "r1.config.json")]
+    assert train_config(build_parser().parse_args(record["argv"][3:])) == config  # the CLI reads it back whole
     assert check_name(tmp_path, "ok-name_1.2+x") is None
     assert "use letters" in check_name(tmp_path, "../evil")
+    assert "taken" in check_name(tmp_path, "r1")  # the launch record holds the name until the run begins
     (tmp_path / "taken").mkdir()
     assert "taken" in check_name(tmp_path, "taken")
 
@@ -138,7 +143,7 @@ def test_a_launch_that_dies_before_its_run_begins_is_listed_as_failed(tmp_path):
     folder = tmp_path / LAUNCH_DIR
     folder.mkdir()
     (folder / "boot.json").write_text(json.dumps({"name": "boot", "pid": _dead_pid(), "host": socket.gethostname(),
-                                                  "started": time.time(), "options": {"variant": "rrobin"}}))
+                                                  "started": time.time(), "config": {"variant": "rrobin"}}))
     (folder / "boot.log").write_text("INFO loading\nerror: data folder /nope: missing ids-sst-train.csv\n")
     (run,) = launches(tmp_path)
     assert run.name == "boot" and run.state == "failed" and run.variant == "rrobin"
