@@ -1,4 +1,4 @@
-"""Dropout masks from 16-bit random lanes (``core.model.Dropout``) against the ``rand_like`` mask it replaced
+"""Dropout masks from 16-bit random lanes (``core.fastpath.Dropout``) against the ``rand_like`` mask it replaced
 and ``F.dropout`` (``bernoulli_``): time to drop out one (32, 12, 80, 80) attention tensor, then our trainer's
 SST steps with each dropout, steps alternating (``core.bench._interleave``) on the same batches.
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from core import bench
 from core.data import read_examples, task_file, tokenize
 from core.encoders import load_tokenizer, resolve_encoder
-from core.model import Dropout
+from core.fastpath import Dropout
 
 LANES = Dropout.forward
 

@@ -19,7 +19,7 @@ from transformers import BertModel as HFBert
 from core.config import SmartConfig, TrainConfig
 from core.data import collate
 from core.encoders import load_pretrained, load_tokenizer, resolve_encoder
-from core.model import Dropout, Tokens
+from core.fastpath import Dropout, Tokens
 from core.scoring import Scorer
 from core.smart import Smart
 from core.train import build_model, prepare, resume, train

@@ -9,7 +9,8 @@ from core.checkpoint import save_checkpoint
 from core.data import Batch, collate, load_task, pad_ids
 from core.encoders import load_pretrained, load_tokenizer
 from core.evaluate import predict
-from core.model import BertConfig, BertModel, Dropout
+from core.fastpath import Dropout
+from core.model import BertConfig, BertModel
 from core.multitask import HeadConfig, MultitaskBert, task_loss
 from core.scoring import Scorer
 

@@ -11,7 +11,8 @@ import torch
 from core.checkpoint import save_checkpoint
 from core.data import pad_ids
 from core.encoders import load_pretrained, load_tokenizer
-from core.model import BertModel, PackedLinear
+from core.fastpath import PackedLinear
+from core.model import BertModel
 from core.multitask import HeadConfig, MultitaskBert
 from core.scoring import Scorer
 
