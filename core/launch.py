@@ -29,7 +29,16 @@ import time
 from pathlib import Path
 
 from core.config import TrainConfig
-from core.runs import RunError, RunInfo, _pid_alive, read_json, run_state, tail_lines, write_json_atomic
+from core.runs import (
+    RunError,
+    RunInfo,
+    RunState,
+    _pid_alive,
+    read_json,
+    run_state,
+    tail_lines,
+    write_json_atomic,
+)
 
 LAUNCH_DIR = ".launches"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
@@ -101,9 +110,9 @@ def resume_problem(run_dir: str | Path) -> str | None:
                 + (f"; its launch log says: {why}" if why else "") + ". Launch it again.")
     outcome = resume_outcome(run_dir)
     state = outcome[0] if outcome else run_state(status)
-    if state in ("running", "starting"):
+    if state.active:
         return f"run {name} is already {state}"
-    if state == "finished":
+    if state == RunState.FINISHED:
         return f"run {name} finished: nothing to resume (`walkless train --resume DIR --epochs N` extends it)"
     if not has_checkpoint(run_dir):
         return f"run {name} has no checkpoint to resume from (it stopped before saving one); launch it again"
@@ -135,7 +144,7 @@ def resume_record(run_dir: str | Path) -> Path:
     return run_dir.parent / LAUNCH_DIR / f"{run_dir.name}.resume.json"
 
 
-def resume_outcome(run_dir: str | Path) -> tuple[str, str] | None:
+def resume_outcome(run_dir: str | Path) -> tuple[RunState, str] | None:
     """(state, message) of the app's last resume of ``run_dir`` while its process has not yet rewritten
     ``status.json``: ``starting`` while it is alive, ``failed`` (with the log's error) once it is gone;
     None when there was no such resume or the resumed run took over its status."""
@@ -151,11 +160,11 @@ def resume_outcome(run_dir: str | Path) -> tuple[str, str] | None:
     pid, code = rec.get("pid"), rec.get("returncode")
     alive = code is None and (rec.get("host") != socket.gethostname() or (isinstance(pid, int) and _pid_alive(pid)))
     if alive:
-        return "starting", f"resuming from its last checkpoint (pid {pid})"
+        return RunState.STARTING, f"resuming from its last checkpoint (pid {pid})"
     why = _last_message(launch_log(run_dir), int(rec.get("log_offset") or 0))
     gone = f"the process exited before training (exit code {code})" if code is not None else \
         "the process ended before training (stopped, killed or crashed)"
-    return "failed", f"resume failed: {why or gone}"
+    return RunState.FAILED, f"resume failed: {why or gone}"
 
 
 def reap() -> None:
@@ -206,7 +215,7 @@ def launches(runs_dir: str | Path) -> list[RunInfo]:
         pid, same_host = rec.get("pid"), rec.get("host") == socket.gethostname()
         alive = rec.get("returncode") is None and (not same_host or (isinstance(pid, int) and _pid_alive(pid)))
         config = rec.get("config") or {}
-        info = RunInfo(path=run_dir, name=rec["name"], state="starting" if alive else "failed",
+        info = RunInfo(path=run_dir, name=rec["name"], state=RunState.STARTING if alive else RunState.FAILED,
                        variant=str(config.get("variant", "?")), epochs=int(config.get("epochs") or 0),
                        started=rec.get("started"), config=config)
         if not alive:
@@ -240,12 +249,13 @@ def stop_run(run_dir: str | Path) -> str:
         rec = read_json(run_dir.parent / LAUNCH_DIR / f"{run_dir.name}.json")
         if not isinstance(rec, dict) or not isinstance(rec.get("pid"), int):
             raise RunError(f"run {run_dir.name}: no status.json and no launch record, nothing to stop")
-        status = {"state": "running", "pid": rec["pid"], "host": rec.get("host")}
+        status = {"state": RunState.RUNNING, "pid": rec["pid"], "host": rec.get("host")}
     state = run_state(status)
     resuming = read_json(resume_record(run_dir))
-    if state != "running" and (resume_outcome(run_dir) or ("",))[0] == "starting" and isinstance(resuming, dict):
-        status, state = {"pid": resuming.get("pid"), "host": resuming.get("host")}, "running"  # a resume booting
-    if state != "running":
+    booting = (resume_outcome(run_dir) or ("",))[0] == RunState.STARTING and isinstance(resuming, dict)
+    if state != RunState.RUNNING and booting:
+        status, state = {"pid": resuming.get("pid"), "host": resuming.get("host")}, RunState.RUNNING  # a resume booting
+    if state != RunState.RUNNING:
         raise RunError(f"run {run_dir.name} is {state}, not running")
     if status.get("host") != socket.gethostname():
         raise RunError(f"run {run_dir.name} runs on host {status.get('host')}; stop it there")

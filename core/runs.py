@@ -3,7 +3,7 @@
 Layout of ``RUNS_DIR/NAME``::
 
     config.json        the TrainConfig, plus encoder, data sizes (written once, atomically)
-    status.json        state (running/finished/failed/stopped), pid, epoch/step progress, times
+    status.json        state (``RunState``: running, finished, failed, stopped), pid, epoch/step progress, times
     metrics.jsonl      one JSON object per line: {"kind": "step"|"epoch"|"report", ...}
     train.log          the human-readable log
     checkpoints/NAME/  model.safetensors + config.json (BERT) + walkless.json (heads, metrics) + tokenizer
@@ -25,11 +25,37 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-STATES = ("running", "finished", "failed", "stopped")
+
+
+class RunState(str, Enum):
+    """A run's state: ``status.json``'s ``state`` (the last four), or ``starting`` while a launched or resumed
+    process has not written it yet."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+    @property
+    def active(self) -> bool:
+        """A process is (or is about to be) training it."""
+        return self in (RunState.STARTING, RunState.RUNNING)
+
+    @property
+    def ended(self) -> bool:
+        """Stopped or failed: ``--resume`` may continue it."""
+        return self in (RunState.STOPPED, RunState.FAILED)
 
 
 class RunError(ValueError):
@@ -225,7 +251,7 @@ class RunInfo:
 
     path: Path
     name: str
-    state: str
+    state: RunState
     variant: str = "?"
     tasks: list[str] = field(default_factory=list)
     epoch: int = 0
@@ -243,25 +269,26 @@ class RunInfo:
     def elapsed(self) -> float | None:
         if self.started is None:
             return None
-        end = time.time() if self.state == "running" else (self.updated or time.time())
+        end = time.time() if self.state == RunState.RUNNING else (self.updated or time.time())
         return max(0.0, end - self.started)
 
     @property
     def eta(self) -> float | None:
         """Seconds left, from the pace so far (running runs only)."""
-        if self.state != "running" or not self.step or not self.total_steps or self.elapsed is None:
+        if self.state != RunState.RUNNING or not self.step or not self.total_steps or self.elapsed is None:
             return None
         return self.elapsed / self.step * max(0, self.total_steps - self.step)
 
 
-def run_state(status: dict) -> str:
-    """The status's state, except that a 'running' run whose process is gone on this host has failed."""
-    state = status.get("state", "failed")
-    if state == "running" and status.get("host") == socket.gethostname():
+def run_state(status: dict) -> RunState:
+    """The status's state, except that a running run whose process is gone on this host has failed."""
+    state = status.get("state")
+    if state == RunState.RUNNING and status.get("host") == socket.gethostname():
         pid = status.get("pid")
         if isinstance(pid, int) and not _pid_alive(pid):
-            return "failed"
-    return state if state in STATES else "failed"
+            return RunState.FAILED
+    written = (RunState.RUNNING, RunState.FINISHED, RunState.STOPPED, RunState.FAILED)
+    return RunState(state) if state in written else RunState.FAILED
 
 
 def load_run(run_dir: str | Path) -> RunInfo:
@@ -273,7 +300,7 @@ def load_run(run_dir: str | Path) -> RunInfo:
     secs = [r["seconds"] for r in epochs if isinstance(r.get("seconds"), (int, float))]
     state = run_state(status)
     message = status.get("message")
-    if state == "failed" and status.get("state") == "running":
+    if state == RunState.FAILED and status.get("state") == RunState.RUNNING:
         message = message or "the training process is gone (crashed or killed)"
     return RunInfo(
         path=run_dir, name=run_dir.name, state=state, variant=str(config.get("variant", "?")),

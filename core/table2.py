@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import TrainConfig
-from core.runs import RunError, load_run, read_json, read_metrics, write_json_atomic
+from core.runs import RunError, RunState, load_run, read_json, read_metrics, write_json_atomic
 
 # The report's Table 2 (BERT-base, dev sets, 10 epochs, seconds per epoch on an AWS GPU), in its order.
 REPORT_TABLE2: dict[str, dict[str, float]] = {
@@ -109,9 +109,9 @@ def train_row(row: str, t: Table2Config) -> str:
             raise RunError(f"table2 row {row}: {run_dir} was trained with other settings ({'; '.join(diff)}); "
                            f"use another --runs-dir or remove that folder")
         state = load_run(run_dir).state
-        if state == "running":  # another `walkless table2` (or `train --resume`) has it: leave it to that one
+        if state == RunState.RUNNING:  # another `walkless table2` (or `train --resume`) has it: leave it to that one
             return "busy"
-        if state == "finished" and int(saved.get("epochs", 0)) >= t.epochs:
+        if state == RunState.FINISHED and int(saved.get("epochs", 0)) >= t.epochs:
             return "skipped"
         if any((run_dir / "checkpoints").glob("step-*")):
             epochs = max(t.epochs, int(saved.get("epochs", 0)))
@@ -121,7 +121,7 @@ def train_row(row: str, t: Table2Config) -> str:
 
 
 def _state_after(run_dir: Path, what: str) -> str:
-    return "stopped" if load_run(run_dir).state == "stopped" else what
+    return "stopped" if load_run(run_dir).state == RunState.STOPPED else what
 
 
 def run_table2(t: Table2Config, on_row: Any = None) -> dict:

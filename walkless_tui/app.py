@@ -148,7 +148,7 @@ class WalklessApp(App):
 
     def training_runs(self) -> list[str]:
         """The runs the Runs screen last saw training or starting."""
-        return [r.name for r in self.listed_runs() if r.state in ("running", "starting")]
+        return [r.name for r in self.listed_runs() if r.state.active]
 
     async def action_quit(self) -> None:
         """Quit; while runs train, first say that they go on training and ask."""

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.launch import launches, resume_outcome
-from core.runs import RunInfo, load_run, read_json, run_state
+from core.runs import RunInfo, RunState, load_run, read_json, run_state
 
 
 def _stamp(run_dir: Path) -> tuple:
@@ -42,10 +42,10 @@ class RunIndex:
         cached = self._cache.get(run_dir)
         if cached and cached[0] == stamp:
             info = cached[1]
-            if info.state != "running":
+            if info.state != RunState.RUNNING:
                 return info
             # unchanged files, but the process may have died since: recheck only the state
-            if run_state(read_json(run_dir / "status.json", {}) or {}) == "running":
+            if run_state(read_json(run_dir / "status.json", {}) or {}) == RunState.RUNNING:
                 return info
         try:
             info = load_run(run_dir)
@@ -96,14 +96,14 @@ def find_table2(path: str | Path) -> tuple[Path | None, list[Path]]:
 
 
 def unreadable(run_dir: Path, error: Exception) -> RunInfo:
-    return RunInfo(path=run_dir, name=run_dir.name, state="failed",
+    return RunInfo(path=run_dir, name=run_dir.name, state=RunState.FAILED,
                    message=f"{run_dir}: status.json or config.json has unexpected values ({error})")
 
 
 def with_resume(info: RunInfo) -> RunInfo:
     """``info`` as the app's last resume of it left it: ``starting`` while the resumed process boots,
     ``failed`` with the launch log's error when it died before training (a copy; the cached info stays)."""
-    if info.state not in ("stopped", "failed"):
+    if not info.state.ended:
         return info
     outcome = resume_outcome(info.path)
     if outcome is None:
@@ -127,12 +127,12 @@ def _quick_info(run_dir: Path) -> RunInfo:
         pending = [r for r in launches(run_dir.parent) if r.name == run_dir.name]
         if pending:
             return pending[0]
-        return RunInfo(path=run_dir, name=run_dir.name, state="failed",
+        return RunInfo(path=run_dir, name=run_dir.name, state=RunState.FAILED,
                        message=f"{run_dir}: no status.json (not a run folder, or its process died at once)")
     config = read_json(run_dir / "config.json", {}) or {}
     state = run_state(status)
     message = status.get("message")
-    if state == "failed" and status.get("state") == "running":
+    if state == RunState.FAILED and status.get("state") == RunState.RUNNING:
         message = message or "the training process is gone (crashed or killed)"
     return RunInfo(path=run_dir, name=run_dir.name, state=state, variant=str(config.get("variant", "?")),
                    tasks=list(config.get("tasks", [])), epoch=int(status.get("epoch", 0) or 0),

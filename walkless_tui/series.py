@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.runs import RunState
+
 MAX_POINTS = 500  # what a plot draws per curve; the stored records are never thinned
 
 
@@ -139,8 +141,8 @@ def fmt_value(v: Any, digits: int = 3) -> str:
     return "-" if v is None else str(v)
 
 
-def progress_fraction(step: int, total: int, state: str) -> float:
-    if state == "finished":
+def progress_fraction(step: int, total: int, state: RunState) -> float:
+    if state == RunState.FINISHED:
         return 1.0
     return min(1.0, step / total) if total else 0.0
 

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
 
 from core.launch import has_checkpoint, launch_log
 from core.report import COLUMNS
-from core.runs import RunInfo, read_metrics_since
+from core.runs import RunInfo, RunState, read_metrics_since
 from walkless_tui.runindex import TextFollower, quick_info
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.screens.confirm import ConfirmScreen
@@ -105,7 +105,7 @@ class MonitorScreen(WalklessScreen):
         self.from_thread(self._apply, info, curves, bool(new_epochs) or self.polls == 0, lines)
 
     def _apply(self, info: RunInfo, curves: dict | None, epochs_changed: bool, lines: list[str]) -> None:
-        ended = self.info is not None and self.info.state in ("running", "starting") and info.state != self.info.state
+        ended = self.info is not None and self.info.state.active and info.state != self.info.state
         self.info = info
         self.polls += 1
         self._show_head(info)
@@ -129,14 +129,14 @@ class MonitorScreen(WalklessScreen):
         if info.tasks:
             title.append(f"  tasks {', '.join(info.tasks)}", style="dim")
         if info.message:
-            title.append("\n" + info.message, style="red" if info.state == "failed" else "dim")
-        if info.state in ("stopped", "failed") and has_checkpoint(info.path):
+            title.append("\n" + info.message, style="red" if info.state == RunState.FAILED else "dim")
+        if info.state.ended and has_checkpoint(info.path):
             title.append("  (r resumes it here)", style="bold")
         self.query_one("#monitor-title", Static).update(title)
         bar = self.query_one("#monitor-progress", ProgressBar)
         # status.json is written every few steps; the logged losses may be ahead of it (say after a stop)
         step = max([info.step] + [xs[-1] for xs, _ in self.losses.values() if xs])
-        if info.state == "finished" and info.total_steps:
+        if info.state == RunState.FINISHED and info.total_steps:
             bar.update(total=info.total_steps, progress=info.total_steps)
         elif info.total_steps:
             bar.update(total=info.total_steps, progress=min(step, info.total_steps))
@@ -149,7 +149,7 @@ class MonitorScreen(WalklessScreen):
         """What the loss plot says before its first point: the same step as the bar, and why nothing yet."""
         plot = self.query_one("#loss-plot", CurvePlot)
         every = info.config.get("log_every")
-        if info.state == "starting":
+        if info.state == RunState.STARTING:
             empty = "the run is starting (no step yet)"
         elif info.step and not self.losses:
             empty = (f"step {info.step}/{info.total_steps or '?'}: no loss logged yet"
@@ -204,7 +204,7 @@ class MonitorScreen(WalklessScreen):
 
     def action_stop(self) -> None:
         info = self.info
-        if info is not None and info.state not in ("running", "starting"):
+        if info is not None and not info.state.active:
             self.notify(f"Run {info.name} is {info.state}, not running.", severity="warning")
             return
 

@@ -13,19 +13,19 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.launch import forget_launch
-from core.runs import RunInfo
+from core.report import COLUMNS as METRICS
+from core.runs import RunInfo, RunState
 from walkless_tui.runindex import RunIndex
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.screens.confirm import ConfirmScreen
 from walkless_tui.screens.note import NoteScreen, read_note, write_note
 from walkless_tui.series import bar, display_path, fmt_duration, progress_fraction
 
-STATE_STYLE = {"running": "bold yellow", "finished": "green", "failed": "bold red", "stopped": "magenta",
-               "starting": "cyan"}
-METRICS = [("sst", "sst/acc", "SST acc"), ("para", "para/acc", "Quora acc"), ("sts", "sts/pearson", "STS r")]
+STATE_STYLE = {RunState.RUNNING: "bold yellow", RunState.FINISHED: "green", RunState.FAILED: "bold red",
+               RunState.STOPPED: "magenta", RunState.STARTING: "cyan"}
 # the metrics before the wide, less needed columns, so that an 80-column terminal still shows them
 COLUMNS = [("mark", " "), ("name", "run"), ("state", "state"), ("progress", "progress"),
-           *[(k, h) for k, _, h in METRICS], ("variant", "variant"), ("elapsed", "elapsed"), ("eta", "ETA"),
+           *METRICS, ("variant", "variant"), ("elapsed", "elapsed"), ("eta", "ETA"),
            ("note", "note")]
 NARROW = 110  # below this many columns the progress bar is drawn 4 cells wide instead of 10
 SORTS: dict[str, Callable[[RunInfo], object]] = {
@@ -35,7 +35,7 @@ SORTS: dict[str, Callable[[RunInfo], object]] = {
     "state": lambda r: r.state,
     "progress": lambda r: progress_fraction(r.step, r.total_steps, r.state),
     "elapsed": lambda r: r.elapsed or 0,
-    **{k: (lambda r, m=m: r.dev.get(m, float("-inf"))) for k, m, _ in METRICS},
+    **{m: (lambda r, m=m: r.dev.get(m, float("-inf"))) for m, _ in METRICS},
 }
 
 
@@ -53,7 +53,7 @@ def same_cell(a: object, b: object) -> bool:
 
 def row_cells(run: RunInfo, marked: bool, bar_width: int = 10, user_note: str = "") -> tuple:
     frac = progress_fraction(run.step, run.total_steps, run.state)
-    if run.state == "starting":
+    if run.state == RunState.STARTING:
         progress = "starting…"
     elif run.epochs:
         progress = f"{run.epoch}/{run.epochs} {bar(frac, bar_width)} {frac:4.0%}"
@@ -66,11 +66,11 @@ def row_cells(run: RunInfo, marked: bool, bar_width: int = 10, user_note: str = 
         Text(run.state, style=STATE_STYLE.get(run.state, "")),
         progress,
         *[Text(f"{run.dev[m]:.3f}", justify="right") if m in run.dev else Text("-", justify="right")
-          for _, m, _ in METRICS],
+          for m, _ in METRICS],
         run.variant,
         fmt_duration(run.elapsed),
         fmt_duration(run.eta),
-        Text(note, style="red" if run.state == "failed" else "dim" if run.message else "italic"),
+        Text(note, style="red" if run.state == RunState.FAILED else "dim" if run.message else "italic"),
     )
 
 
@@ -228,7 +228,7 @@ class RunsScreen(WalklessScreen):
         if run.name in self.notes:
             text.append("\nnote: " + self.notes[run.name], style="italic")
         if run.message:
-            text.append("\n" + run.message, style="red" if run.state == "failed" else "dim")
+            text.append("\n" + run.message, style="red" if run.state == RunState.FAILED else "dim")
         detail.update(text)
 
     @on(DataTable.RowHighlighted, "#runs-table")
@@ -323,7 +323,7 @@ class RunsScreen(WalklessScreen):
         run = self._need_run()
         if run is None:
             return
-        if run.state not in ("running", "starting"):
+        if not run.state.active:
             self.notify(f"Run {run.name} is {run.state}, not running.", severity="warning")
             return
 
@@ -371,7 +371,7 @@ class RunsScreen(WalklessScreen):
         run = self._need_run()
         if run is None:
             return
-        if run.state != "failed" or (run.path / "status.json").exists():
+        if run.state != RunState.FAILED or (run.path / "status.json").exists():
             self.notify(f"Run {run.name} is a run folder ({run.state}): only a launch that failed before its run "
                         f"began can be dismissed; the app deletes no run folder.", severity="warning")
             return
