@@ -56,7 +56,8 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from core.evaluate import evaluate
-    from core.train import Trainer, build_model, prepare
+    from core.setup import build_model, prepare
+    from core.trainer import Trainer
 
     if a.threads:
         torch.set_num_threads(a.threads)

@@ -265,8 +265,9 @@ def _interleave(sides: dict[str, Side]) -> tuple[dict[str, float], float]:
 def _make_trainer(cfg: BenchConfig, variant: str, encoder_dir: Path, data_dir: Path, tok, data: TaskData,
                   run_dir: Path, smart: Any = None):
     from core.config import SmartConfig, TrainConfig
-    from core.schedules import parse_variant
-    from core.train import Setup, Trainer
+    from core.setup import Setup
+    from core.trainer import Trainer
+    from core.variants import parse_variant
 
     tc = TrainConfig(variant=variant, task=cfg.task, encoder=str(encoder_dir), data_dir=str(data_dir),
                      runs_dir=str(run_dir.parent), batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
@@ -314,7 +315,7 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
     head = getattr(ours.model, f"{cfg.task}_classifier")
     loops = {name: HFLoop(encoder_dir, [e.texts[0] for e in examples], data.labels, spec.num_classes,
                           ours.model.heads.pooling or default_pooling(encoder_dir), cfg.dropout, cfg.lr,
-                          ours.c.weight_decay, {k: v.detach().clone() for k, v in head.state_dict().items()},
+                          ours.config.weight_decay, {k: v.detach().clone() for k, v in head.state_dict().items()},
                           expert=name == "expert") for name in ("expert", "naive")}
     step = _step_fn(ours, cfg.task)
     for loop in loops.values():
@@ -367,7 +368,7 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
     on the same bucketed batches, one step of each in turn."""
     from core.config import SmartConfig
 
-    data = plain_trainer.s.train[cfg.task]
+    data = plain_trainer.setup.train[cfg.task]
     sides = {"plain": plain_trainer}
     for name, sc in (("smart", SmartConfig()), ("fast", SmartConfig.fast())):
         sides[name] = _make_trainer(cfg, "finetune+smart", encoder_dir, data_dir, tok, data, work / name, sc)
@@ -394,8 +395,8 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
             "steal_s": round(sum(x["steal_s"] for x in rounds), 2),
             # forward-pass units F (backward 2F, ascent backward 1F) over a plain step's 3F: see core/smart.py
             "pass_ratio": {"smart": round(10 / 3, 3), "fast": round(7 / 3, 3)},
-            "rounds": rounds, "smart_config": asdict(sides["smart"].c.smart),
-            "fast_config": asdict(sides["fast"].c.smart)}
+            "rounds": rounds, "smart_config": asdict(sides["smart"].config.smart),
+            "fast_config": asdict(sides["fast"].config.smart)}
 
 
 def _scoring_checkpoint(encoder_dir: Path, work: Path) -> Path:
@@ -455,7 +456,7 @@ def bench_eval(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
     """Wall time of tokenizing and evaluating the SST, Quora and STS dev sets with a loaded checkpoint."""
     from core.checkpoint import load_checkpoint
     from core.evaluate import evaluate
-    from core.train import subsample
+    from core.setup import subsample
 
     model, _, tok = load_checkpoint(ckpt)
     steal0, t0 = steal_s(), time.perf_counter()

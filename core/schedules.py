@@ -39,25 +39,48 @@ from __future__ import annotations
 import math
 import random
 from collections import Counter
+from dataclasses import dataclass, fields
 from typing import Any
 
+from core.config import TrainConfig
 from core.data import batch_indices
-from core.variants import (  # noqa: F401  (re-exported: the variant names live there)
-    BASES,
-    MODIFIERS,
-    MULTITASK,
-    REPORT_VARIANTS,
-    Variant,
-    parse_variant,
-)
+from core.variants import BASES
 
+Lengths = dict[str, list[int]]  # task -> its examples' token counts (for length bucketing)
 Step = tuple[str, list[int]]
 Plan = list[list[Step]]
 
 
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """What a schedule reads besides the data: the ``TrainConfig`` fields of the same names."""
+
+    batch_size: int
+    bucket: bool = True
+    epochs: int = 1
+    pre_epochs: int = 1
+    temperature: float = 5.0
+    rrobin_subset: str = "fixed"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1 (got {self.batch_size})")
+        if self.rrobin_subset not in ("fixed", "fresh"):
+            raise ValueError(f"rrobin subset {self.rrobin_subset!r}: choose fixed or fresh")
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> ScheduleOptions:
+        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+
+
 # --- building blocks -------------------------------------------------------------------------------
-def single_task_plan(lengths: list[int], task: str, batch_size: int, rng: random.Random, bucket: bool) -> Plan:
-    return [[(task, b)] for b in batch_indices(lengths, batch_size, True, rng, bucket)]
+def sizes_of(lengths: Lengths) -> dict[str, int]:
+    return {t: len(v) for t, v in lengths.items()}
+
+
+def single_task_plan(lengths: list[int], task: str, rng: random.Random, o: ScheduleOptions) -> Plan:
+    return [[(task, b)] for b in batch_indices(lengths, o.batch_size, True, rng, o.bucket)]
 
 
 def _cycled_batches(lengths: list[int], size: int, count: int, rng: random.Random,
@@ -69,14 +92,12 @@ def _cycled_batches(lengths: list[int], size: int, count: int, rng: random.Rando
     return out[:count]
 
 
-def _interleave(lengths: dict[str, list[int]], sizes: dict[str, int], n: int, rng: random.Random,
-                bucket: bool) -> Plan:
+def _interleave(lengths: Lengths, sizes: dict[str, int], n: int, rng: random.Random, bucket: bool) -> Plan:
     """``n`` iterations, each one batch of ``sizes[t]`` from every task in ``lengths`` order."""
     per_task = {t: _cycled_batches(lengths[t], sizes[t], n, rng, bucket) for t in lengths}
     return [[(t, per_task[t][i]) for t in lengths] for i in range(n)]
 
 
-# --- equal round-robin ----------------------------------------------------------------------------
 def rrobin_iterations(sizes: dict[str, int], batch_size: int) -> int:
     """Equal batches from every task, ``floor(len(sts_train) / batch)`` iterations (the report's rule)."""
     return max(1, sizes.get("sts", min(sizes.values())) // batch_size)
@@ -87,26 +108,6 @@ def fixed_subset(n: int, k: int, seed: int, task: str) -> list[int]:
     return list(range(n)) if k >= n else sorted(random.Random(f"{seed}:{task}").sample(range(n), k))
 
 
-def rrobin_plan(lengths: dict[str, list[int]], batch_size: int, rng: random.Random, bucket: bool,
-                subset_seed: int | None = None) -> Plan:
-    """Equal round-robin; with ``subset_seed`` each task draws from its fixed subset (the report's code)."""
-    n = rrobin_iterations({t: len(v) for t, v in lengths.items()}, batch_size)
-    sizes = {t: batch_size for t in lengths}
-    if subset_seed is None:
-        return _interleave(lengths, sizes, n, rng, bucket)
-    keep = {t: fixed_subset(len(v), n * batch_size, subset_seed, t) for t, v in lengths.items()}
-    plan = _interleave({t: [lengths[t][i] for i in keep[t]] for t in lengths}, sizes, n, rng, bucket)
-    return [[(t, [keep[t][j] for j in idx]) for t, idx in it] for it in plan]
-
-
-def quora_pass(lengths: dict[str, list[int]], batch_size: int, rng: random.Random, bucket: bool) -> Plan:
-    """The Quora-only part of an ``rrobin-pre`` epoch: every paraphrase example once."""
-    if "para" not in lengths:
-        raise ValueError("schedule rrobin-pre needs the paraphrase (para) task")
-    return single_task_plan(lengths["para"], "para", batch_size, rng, bucket)
-
-
-# --- interleaved round-robin ----------------------------------------------------------------------
 def anchor_task(sizes: dict[str, int]) -> str:
     """The task whose data an ``rrobin-full`` epoch uses completely: the largest (Quora; ties prefer para)."""
     return max(sizes, key=lambda t: (sizes[t], t == "para"))
@@ -120,12 +121,6 @@ def rrobin_full_sizes(sizes: dict[str, int], batch_size: int) -> tuple[int, dict
     return n, {t: batch_size if t == anchor else max(1, batch_size * sizes[t] // n_max) for t in sizes}
 
 
-def rrobin_full_plan(lengths: dict[str, list[int]], batch_size: int, rng: random.Random, bucket: bool) -> Plan:
-    n, per_task = rrobin_full_sizes({t: len(v) for t, v in lengths.items()}, batch_size)
-    return _interleave(lengths, per_task, n, rng, bucket)
-
-
-# --- sampled schedules ----------------------------------------------------------------------------
 def sampled_steps(sizes: dict[str, int], batch_size: int) -> int:
     """Steps per epoch of ``proportional``/``annealed``: as many examples as one pass over every task."""
     return max(1, sum(sizes.values()) // batch_size)
@@ -148,97 +143,106 @@ def sampling_probabilities(sizes: dict[str, int], alpha: float = 1.0) -> dict[st
     return {t: v / total for t, v in w.items()}
 
 
-def sampled_plan(lengths: dict[str, list[int]], batch_size: int, probs: dict[str, float], rng: random.Random,
-                 bucket: bool) -> Plan:
-    """Each step draws its task from ``probs`` and takes that task's next batch of ``batch_size``."""
-    tasks = list(lengths)
-    n = sampled_steps({t: len(v) for t, v in lengths.items()}, batch_size)
-    draws = rng.choices(tasks, weights=[probs[t] for t in tasks], k=n)
-    counts = Counter(draws)
-    streams = {t: iter(_cycled_batches(lengths[t], batch_size, counts[t], rng, bucket)) for t in tasks}
-    steps = [(t, next(streams[t])) for t in draws]
-    k = len(tasks)
-    return [steps[i:i + k] for i in range(0, n, k)]
+# --- the schedules ---------------------------------------------------------------------------------
+class Schedule:
+    """One variant base's schedule: ``plan`` builds the iterations of epoch ``epoch`` (1-based); ``describe``
+    says what an epoch looks like, in plain JSON for ``config.json`` and the compare table (``sizes``:
+    examples per task)."""
+
+    def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
+        raise NotImplementedError
+
+    def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
+        raise NotImplementedError
 
 
-# --- the one entry point --------------------------------------------------------------------------
-def _options(config: Any, **given: Any) -> dict[str, Any]:
-    """Schedule options from explicit keywords, else from a TrainConfig-like ``config``, else defaults."""
-    defaults = {"pre_epochs": 1, "temperature": 5.0, "epochs": 1, "rrobin_subset": "fixed", "seed": 0}
-    return {k: given[k] if given.get(k) is not None else getattr(config, k, d) for k, d in defaults.items()}
-
-
-def make_plan(base: str, lengths: dict[str, list[int]], batch_size: int, epoch: int, rng: random.Random,
-              bucket: bool = True, config: Any = None, *, pre_epochs: int | None = None,
-              temperature: float | None = None, epochs: int | None = None, rrobin_subset: str | None = None,
-              seed: int | None = None) -> Plan:
-    """The iterations of epoch ``epoch`` (1-based) for schedule ``base``.
-
-    ``lengths`` maps each task to its examples' token counts (for length bucketing); options come from
-    the keywords or from ``config`` (a TrainConfig: ``pre_epochs``, ``temperature``, ``epochs``,
-    ``rrobin_subset``, ``seed``).
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1 (got {batch_size})")
-    if not lengths or any(len(v) == 0 for v in lengths.values()):
-        raise ValueError(f"schedule {base!r}: every task needs training examples "
-                         f"(sizes {({t: len(v) for t, v in lengths.items()})})")
-    o = _options(config, pre_epochs=pre_epochs, temperature=temperature, epochs=epochs, rrobin_subset=rrobin_subset,
-                 seed=seed)
-    if o["rrobin_subset"] not in ("fixed", "fresh"):
-        raise ValueError(f"rrobin subset {o['rrobin_subset']!r}: choose fixed or fresh")
-    subset_seed = o["seed"] if o["rrobin_subset"] == "fixed" else None
-    if base in ("pretrain", "finetune"):
+class SingleTask(Schedule):
+    def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
         (task, lens), = lengths.items()
-        return single_task_plan(lens, task, batch_size, rng, bucket)
-    if base == "rrobin":
-        return rrobin_plan(lengths, batch_size, rng, bucket, subset_seed)
-    if base == "rrobin-pre":
-        pre = quora_pass(lengths, batch_size, rng, bucket) if epoch <= o["pre_epochs"] else []
-        return pre + rrobin_plan(lengths, batch_size, rng, bucket, subset_seed)
-    if base == "rrobin-full":
-        return rrobin_full_plan(lengths, batch_size, rng, bucket)
-    sizes = {t: len(v) for t, v in lengths.items()}
-    if base == "proportional":
-        return sampled_plan(lengths, batch_size, sampling_probabilities(sizes), rng, bucket)
-    if base == "annealed":
-        alpha = annealed_alpha(epoch, o["epochs"], o["temperature"])
-        return sampled_plan(lengths, batch_size, sampling_probabilities(sizes, alpha), rng, bucket)
-    raise ValueError(f"schedule {base!r} is not available (choose from {', '.join(BASES)})")
+        return single_task_plan(lens, task, rng, o)
 
-
-def describe_schedule(base: str, sizes: dict[str, int], batch_size: int, config: Any = None,
-                      **options: Any) -> dict[str, Any]:
-    """What an epoch of ``base`` looks like, for ``config.json`` and the compare table (plain JSON)."""
-    o = _options(config, **options)
-    if base in ("pretrain", "finetune"):
+    def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
         (n,) = sizes.values()
-        return {"iterations": ceil_div(n, batch_size), "batch_sizes": {t: batch_size for t in sizes}}
-    if base in ("rrobin", "rrobin-pre"):
-        d: dict[str, Any] = {"iterations": rrobin_iterations(sizes, batch_size),
-                             "batch_sizes": {t: batch_size for t in sizes}, "subset": o["rrobin_subset"]}
-        if base == "rrobin-pre":
-            d.update(pre_epochs=o["pre_epochs"], pre_iterations=ceil_div(sizes.get("para", 0), batch_size))
+        return {"iterations": math.ceil(n / o.batch_size), "batch_sizes": dict.fromkeys(sizes, o.batch_size)}
+
+
+@dataclass(frozen=True)
+class RoundRobin(Schedule):
+    pre: bool = False  # rrobin-pre: a Quora pass in front of the first pre_epochs
+
+    def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
+        head = []
+        if self.pre and epoch <= o.pre_epochs:
+            if "para" not in lengths:
+                raise ValueError("schedule rrobin-pre needs the paraphrase (para) task")
+            head = single_task_plan(lengths["para"], "para", rng, o)
+        n, sizes = rrobin_iterations(sizes_of(lengths), o.batch_size), dict.fromkeys(lengths, o.batch_size)
+        if o.rrobin_subset == "fresh":
+            return head + _interleave(lengths, sizes, n, rng, o.bucket)
+        keep = {t: fixed_subset(len(v), n * o.batch_size, o.seed, t) for t, v in lengths.items()}
+        plan = _interleave({t: [lengths[t][i] for i in keep[t]] for t in lengths}, sizes, n, rng, o.bucket)
+        return head + [[(t, [keep[t][j] for j in idx]) for t, idx in it] for it in plan]
+
+    def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
+        d: dict[str, Any] = {"iterations": rrobin_iterations(sizes, o.batch_size),
+                             "batch_sizes": dict.fromkeys(sizes, o.batch_size), "subset": o.rrobin_subset}
+        if self.pre:
+            d.update(pre_epochs=o.pre_epochs, pre_iterations=math.ceil(sizes.get("para", 0) / o.batch_size))
         return d
-    if base == "rrobin-full":
-        n, per_task = rrobin_full_sizes(sizes, batch_size)
+
+
+class Interleaved(Schedule):
+    def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
+        n, per_task = rrobin_full_sizes(sizes_of(lengths), o.batch_size)
+        return _interleave(lengths, per_task, n, rng, o.bucket)
+
+    def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
+        n, per_task = rrobin_full_sizes(sizes, o.batch_size)
         return {"iterations": n, "batch_sizes": per_task, "anchor": anchor_task(sizes)}
-    steps = sampled_steps(sizes, batch_size)
-    d = {"steps": steps, "iterations": ceil_div(steps, len(sizes)), "batch_sizes": {t: batch_size for t in sizes}}
-    if base == "proportional":
-        d["probabilities"] = {t: round(p, 4) for t, p in sampling_probabilities(sizes).items()}
-    elif base == "annealed":
-        d["temperature"] = o["temperature"]
-        d["probabilities_per_epoch"] = [
-            {t: round(p, 4) for t, p in sampling_probabilities(sizes, annealed_alpha(e, o["epochs"],
-                                                                                     o["temperature"])).items()}
-            for e in range(1, o["epochs"] + 1)]
-    return d
+
+
+@dataclass(frozen=True)
+class Sampled(Schedule):
+    annealed: bool = False  # proportional, or annealed towards o.temperature
+
+    def probabilities(self, sizes: dict[str, int], epoch: int, o: ScheduleOptions) -> dict[str, float]:
+        alpha = annealed_alpha(epoch, o.epochs, o.temperature) if self.annealed else 1.0
+        return sampling_probabilities(sizes, alpha)
+
+    def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
+        """Each step draws its task and takes that task's next batch; iterations of one step per task."""
+        tasks, sizes = list(lengths), sizes_of(lengths)
+        probs, n = self.probabilities(sizes, epoch, o), sampled_steps(sizes, o.batch_size)
+        draws = rng.choices(tasks, weights=[probs[t] for t in tasks], k=n)
+        n_t = Counter(draws)
+        streams = {t: iter(_cycled_batches(lengths[t], o.batch_size, n_t[t], rng, o.bucket)) for t in tasks}
+        steps = [(t, next(streams[t])) for t in draws]
+        return [steps[i:i + len(tasks)] for i in range(0, n, len(tasks))]
+
+    def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
+        steps = sampled_steps(sizes, o.batch_size)
+        d = {"steps": steps, "iterations": math.ceil(steps / len(sizes)),
+             "batch_sizes": dict.fromkeys(sizes, o.batch_size)}
+        p = [{t: round(v, 4) for t, v in self.probabilities(sizes, e, o).items()}
+             for e in range(1, o.epochs + 1)]
+        if not self.annealed:
+            return {**d, "probabilities": p[0]}
+        return {**d, "temperature": o.temperature, "probabilities_per_epoch": p}
+
+
+SCHEDULES: dict[str, Schedule] = {"pretrain": SingleTask(), "finetune": SingleTask(), "rrobin": RoundRobin(),
+                                  "rrobin-pre": RoundRobin(pre=True), "rrobin-full": Interleaved(),
+                                  "proportional": Sampled(), "annealed": Sampled(annealed=True)}
+
+
+def make_plan(base: str, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
+    """``SCHEDULES[base].plan``, with clear errors for an unknown base and a task without training data."""
+    if base not in SCHEDULES:
+        raise ValueError(f"schedule {base!r} is not available (choose from {', '.join(BASES)})")
+    if not lengths or any(len(v) == 0 for v in lengths.values()):
+        raise ValueError(f"schedule {base!r}: every task needs training examples (sizes {sizes_of(lengths)})")
+    return SCHEDULES[base].plan(lengths, epoch, rng, o)
 
 
 def plan_steps(plan: Plan) -> int:
     return sum(len(it) for it in plan)
-
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)

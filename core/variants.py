@@ -1,7 +1,7 @@
 """Variant names: the grammar ``base[+rlayer][+smart]``, the report's Table 2 rows and the task sets.
 
 Imports no torch, so that the app's launch form can offer every valid variant without waiting for it
-(``core.schedules`` builds the plans and re-exports these names).
+(``core.schedules`` builds each base's plans).
 """
 
 from __future__ import annotations

@@ -13,20 +13,20 @@ import os
 import sys
 from pathlib import Path
 
-import core.train
+import core.trainer
 from core.cli import main
 
 seen: list[list[int]] = []
 
 
 def probe() -> None:
-    collate = core.train.collate
+    collate = core.trainer.collate
 
     def patched(data, index, *rest):
         seen.append(list(index))
         return collate(data, index, *rest)
 
-    core.train.collate = patched
+    core.trainer.collate = patched
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import core.checkpoint
-import core.train
+import core.trainer
 from core.cli import main
 
 
@@ -28,14 +28,14 @@ def freeze(marker: Path) -> None:
 
 
 def at_step(n: int, marker: Path) -> None:
-    record = core.train.Trainer.record
+    record = core.trainer.Trainer.record
 
     def patched(self, task, loss):
         record(self, task, loss)
         if self.step == n:
             freeze(marker)
 
-    core.train.Trainer.record = patched
+    core.trainer.Trainer.record = patched
 
 
 def mid_save(n: int, marker: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import core.train as T
+import core.trainer
 from core.checkpoint import load_checkpoint
 from core.cli import main
 from core.config import TrainConfig
@@ -20,6 +20,7 @@ from core.data import DataError, load_task, read_examples
 from core.encoders import CheckpointError, load_pretrained, load_tokenizer
 from core.runs import RunError, create_run_dir
 from core.tiny import write_tiny_encoder
+from core.train import train
 
 SST_HEADER = "\tid\tsentence\tsentiment\n"
 STS_HEADER = "\tid\tsentence1\tsentence2\tsimilarity\n"
@@ -105,8 +106,8 @@ def test_cli_names_the_bad_data_file_in_one_line(tiny_encoder, tmp_path, capsys,
 @pytest.fixture(scope="module")
 def trained_run(tiny_encoder, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
-    return T.train(TrainConfig(variant="finetune", task="sst", encoder=str(tiny_encoder), runs_dir=str(runs),
-                               name="ok", epochs=1, batch_size=8, max_train=16, max_dev=8, lr=1e-3, threads=1))
+    return train(TrainConfig(variant="finetune", task="sst", encoder=str(tiny_encoder), runs_dir=str(runs),
+                             name="ok", epochs=1, batch_size=8, max_train=16, max_dev=8, lr=1e-3, threads=1))
 
 
 def checkpoint_copy(run: Path, dst: Path) -> Path:
@@ -180,7 +181,7 @@ def test_a_read_only_runs_folder(tmp_path):
 
 def test_nan_loss_stops_naming_step_and_task_and_keeps_the_last_good_checkpoint(tiny_encoder, tmp_path, capsys,
                                                                                monkeypatch):
-    real = T.task_loss
+    real = core.trainer.task_loss
     calls = {"n": 0}
 
     def poisoned(task, out, labels):
@@ -188,7 +189,7 @@ def test_nan_loss_stops_naming_step_and_task_and_keeps_the_last_good_checkpoint(
         loss = real(task, out, labels)
         return loss * float("nan") if calls["n"] == 5 else loss  # step 5: NaN grads -> NaN weights
 
-    monkeypatch.setattr(T, "task_loss", poisoned)
+    monkeypatch.setattr(core.trainer, "task_loss", poisoned)
     # 4 steps per epoch; checkpoints at steps 2, 4 (epoch end), 6, ...; losses reach the host every 4 steps,
     # so the NaN of step 5 is first seen when step 6 is about to be saved: that save must not happen
     argv = ["train", "--variant", "finetune", "--encoder", str(tiny_encoder), "--runs-dir", str(tmp_path),

@@ -14,7 +14,7 @@ from core.data import collate, cross_sequence
 from core.encoders import load_tokenizer, resolve_encoder
 from core.evaluate import predict
 from core.scoring import Scorer
-from core.train import build_model, prepare
+from core.setup import build_model, prepare
 
 
 def test_cross_sequence_and_segments_match_the_tokenizers_pair_encoding():

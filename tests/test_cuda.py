@@ -21,8 +21,9 @@ from core.data import collate
 from core.encoders import load_pretrained, load_tokenizer, resolve_encoder
 from core.fastpath import Dropout, Tokens
 from core.scoring import Scorer
+from core.setup import build_model, prepare
 from core.smart import Smart
-from core.train import build_model, prepare, resume, train
+from core.train import resume, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -51,7 +52,7 @@ def gpu_model(setup):
 
 
 def main_forward(model, batch, smart):
-    """The trainer's main forward with its two random-state captures (``core.train.batch_loss``)."""
+    """The trainer's main forward with its two random-state captures (``core.trainer.batch_loss``)."""
     smart.capture_rng()
     emb = model.embed(batch)
     smart.capture_rng("encoder")

@@ -59,7 +59,7 @@ def last_weights(run: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed support")
 def test_two_processes_match_one_with_the_same_global_batch(encoder, tmp_path, monkeypatch):
-    import core.train as T
+    import core.trainer as T
 
     batches: list[list[int]] = []  # the global batches, as the single process collates them
     collate = T.collate

@@ -11,7 +11,7 @@ import torch
 from core.cli import build_parser, train_config
 from core.config import TrainConfig
 from core.data import collate
-from core.train import build_model, prepare
+from core.setup import build_model, prepare
 
 
 def setup_for(tiny_encoder, demo_data, **kw):

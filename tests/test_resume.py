@@ -83,7 +83,7 @@ def test_resume_without_the_rng_state_would_diverge(reference, tiny_encoder, tmp
     state_file = run / "checkpoints" / "step-00000006" / "trainer_state.json"
     assert state_file.exists()  # kept: keep_last=2 keeps steps 6 and 9
     (run / "last.json").write_text(json.dumps({"path": "checkpoints/step-00000006"}))
-    import core.train as T
+    import core.trainer as T
 
     load_state = T.Trainer.load_state
 

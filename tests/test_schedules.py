@@ -9,15 +9,15 @@ import pytest
 
 from core.config import TrainConfig
 from core.schedules import (
-    REPORT_VARIANTS,
+    SCHEDULES,
+    ScheduleOptions,
     annealed_alpha,
-    describe_schedule,
     make_plan,
-    parse_variant,
     plan_steps,
     rrobin_full_sizes,
     sampling_probabilities,
 )
+from core.variants import BASES, REPORT_VARIANTS, parse_variant
 
 
 def fake_lengths(sizes: dict[str, int]) -> dict[str, list[int]]:
@@ -51,7 +51,7 @@ def test_variant_names_parse_and_round_trip():
 
 def test_rrobin_equal_batches_floor_sts_over_batch():
     B = 16
-    plan = make_plan("rrobin", fake_lengths(SIZES), B, 1, random.Random(0))
+    plan = make_plan("rrobin", fake_lengths(SIZES), 1, random.Random(0), ScheduleOptions(B))
     n = 130 // B  # floor(len(sts_train) / batch)
     assert len(plan) == n
     assert all([t for t, _ in it] == ["sst", "para", "sts"] for it in plan)
@@ -69,10 +69,10 @@ def test_rrobin_pre_quora_pass_then_rrobin_for_pre_epochs():
     lengths = fake_lengths(SIZES)
     n_rr = 130 // B
     n_pre = -(-1000 // B)  # every Quora example once, last (short) batch kept
-    cfg = TrainConfig(pre_epochs=2, epochs=4)
+    o = ScheduleOptions.from_config(TrainConfig(batch_size=B, pre_epochs=2, epochs=4))
     rng = random.Random(0)
     for epoch in (1, 2, 3, 4):
-        plan = make_plan("rrobin-pre", lengths, B, epoch, rng, config=cfg)
+        plan = make_plan("rrobin-pre", lengths, epoch, rng, o)
         pre = n_pre if epoch <= 2 else 0
         assert len(plan) == pre + n_rr
         head = plan[:pre]
@@ -80,7 +80,7 @@ def test_rrobin_pre_quora_pass_then_rrobin_for_pre_epochs():
         if pre:
             assert sorted(i for it in head for i in it[0][1]) == list(range(1000))
         assert all([t for t, _ in it] == ["sst", "para", "sts"] for it in plan[pre:])
-    assert len(make_plan("rrobin-pre", lengths, B, 1, rng, pre_epochs=0)) == n_rr
+    assert len(make_plan("rrobin-pre", lengths, 1, rng, ScheduleOptions(B, pre_epochs=0))) == n_rr
 
 
 def test_rrobin_full_formula_and_the_reports_sizes():
@@ -88,7 +88,7 @@ def test_rrobin_full_formula_and_the_reports_sizes():
     n, sizes = rrobin_full_sizes({"sst": 8544, "para": 141506, "sts": 6040}, 64)
     assert (n, sizes) == (141506 // 64, {"sst": 3, "para": 64, "sts": 2})
     B = 32
-    plan = make_plan("rrobin-full", fake_lengths(SIZES), B, 1, random.Random(0))
+    plan = make_plan("rrobin-full", fake_lengths(SIZES), 1, random.Random(0), ScheduleOptions(B))
     n = 1000 // B
     b_sst, b_sts = max(1, B * 300 // 1000), max(1, B * 130 // 1000)
     assert (b_sst, b_sts) == (9, 4)
@@ -105,7 +105,7 @@ def test_rrobin_full_formula_and_the_reports_sizes():
 def test_proportional_step_count_and_frequencies():
     B = 8
     lengths = fake_lengths(SIZES)
-    plan = make_plan("proportional", lengths, B, 1, random.Random(0))
+    plan = make_plan("proportional", lengths, 1, random.Random(0), ScheduleOptions(B))
     steps = sum(SIZES.values()) // B
     assert plan_steps(plan) == steps
     assert all(len(it) == 3 for it in plan[:-1])
@@ -130,9 +130,9 @@ def test_annealed_probabilities_and_schedule():
 
     B = 4
     lengths = fake_lengths(SIZES)
-    cfg = TrainConfig(epochs=3, temperature=100.0)  # last epoch nearly uniform
-    first = make_plan("annealed", lengths, B, 1, random.Random(0), config=cfg)
-    last = make_plan("annealed", lengths, B, 3, random.Random(0), config=cfg)
+    o = ScheduleOptions(B, epochs=3, temperature=100.0)  # last epoch nearly uniform
+    first = make_plan("annealed", lengths, 1, random.Random(0), o)
+    last = make_plan("annealed", lengths, 3, random.Random(0), o)
     steps = sum(SIZES.values()) // B
     assert plan_steps(first) == plan_steps(last) == steps
     c1, _ = per_task(first)
@@ -144,26 +144,29 @@ def test_annealed_probabilities_and_schedule():
 
 
 def test_single_task_and_errors():
-    plan = make_plan("finetune", {"sst": [5] * 50}, 16, 1, random.Random(0))
+    plan = make_plan("finetune", {"sst": [5] * 50}, 1, random.Random(0), ScheduleOptions(16))
     assert [len(it[0][1]) for it in plan].count(16) == 3 and plan_steps(plan) == 4
     with pytest.raises(ValueError, match="not available"):
-        make_plan("bogus", {"sst": [5]}, 4, 1, random.Random(0))
+        make_plan("bogus", {"sst": [5]}, 1, random.Random(0), ScheduleOptions(4))
     with pytest.raises(ValueError, match="training examples"):
-        make_plan("rrobin", {"sst": [5], "para": [], "sts": [5]}, 4, 1, random.Random(0))
+        make_plan("rrobin", {"sst": [5], "para": [], "sts": [5]}, 1, random.Random(0), ScheduleOptions(4))
+    with pytest.raises(ValueError, match="at least 1"):
+        ScheduleOptions(0)
+    assert tuple(SCHEDULES) == BASES  # one schedule per variant base
 
 
 def test_describe_schedule_matches_plans():
     B = 16
     lengths = fake_lengths(SIZES)
-    cfg = TrainConfig(epochs=2, pre_epochs=1, temperature=5.0)
+    o = ScheduleOptions.from_config(TrainConfig(batch_size=B, epochs=2, pre_epochs=1, temperature=5.0))
     for base in ("rrobin", "rrobin-full", "proportional", "annealed"):
-        d = describe_schedule(base, SIZES, B, cfg)
-        plan = make_plan(base, lengths, B, 1, random.Random(0), config=cfg)
+        d = SCHEDULES[base].describe(SIZES, o)
+        plan = make_plan(base, lengths, 1, random.Random(0), o)
         assert d["iterations"] == len(plan), base
-    d = describe_schedule("rrobin-pre", SIZES, B, cfg)
-    assert d["pre_iterations"] + d["iterations"] == len(make_plan("rrobin-pre", lengths, B, 1, random.Random(0),
-                                                                  config=cfg))
-    assert describe_schedule("rrobin-full", SIZES, B)["batch_sizes"] == {"sst": 4, "para": 16, "sts": 2}
-    ann = describe_schedule("annealed", SIZES, B, cfg)["probabilities_per_epoch"]
+    d = SCHEDULES["rrobin-pre"].describe(SIZES, o)
+    assert d["pre_iterations"] + d["iterations"] == len(make_plan("rrobin-pre", lengths, 1, random.Random(0), o))
+    assert SCHEDULES["rrobin-full"].describe(SIZES, ScheduleOptions(B))["batch_sizes"] == {"sst": 4, "para": 16,
+                                                                                         "sts": 2}
+    ann = SCHEDULES["annealed"].describe(SIZES, o)["probabilities_per_epoch"]
     assert ann[0] == pytest.approx(sampling_probabilities(SIZES), abs=1e-4)
     assert ann[1] == pytest.approx(sampling_probabilities(SIZES, 0.2), abs=1e-4)

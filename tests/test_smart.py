@@ -10,8 +10,8 @@ from safetensors.torch import load_file, save_file
 
 from core.config import SmartConfig, TrainConfig
 from core.data import collate
+from core.setup import build_model, prepare
 from core.smart import Smart, smoothness_loss
-from core.train import build_model, prepare
 
 TASKS3 = ("sst", "para", "sts")
 
@@ -33,7 +33,7 @@ def batch_of(setup, task, n=8):
 
 
 def main_forward(model, batch, smart=None):
-    """The trainer's main forward (``core.train.batch_loss``), with its two random-state captures."""
+    """The trainer's main forward (``core.trainer.batch_loss``), with its two random-state captures."""
     if smart is not None:
         smart.capture_rng()
     emb = model.embed(batch)
@@ -238,7 +238,7 @@ def test_the_training_loss_is_task_loss_plus_lambda_r_plus_mu_bregman(setup, mod
     """What the trainer optimizes (``StepLoss``, through ``batch_loss``) is the task loss + λ·R_s + μ·D_Breg:
     each term is measured alone (the other weight 0), then both with other weights. Dropping the regularizer
     from the loss, or either weight, fails here."""
-    from core.train import StepLoss
+    from core.trainer import StepLoss
 
     batch = batch_of(setup, task)
     smart = Smart(model, SmartConfig())

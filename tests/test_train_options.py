@@ -12,8 +12,9 @@ import torch
 from core.cli import main
 from core.config import TrainConfig
 from core.runs import read_metrics
-from core.schedules import make_plan
-from core.train import Trainer, lr_factor, prepare
+from core.schedules import ScheduleOptions, make_plan
+from core.setup import lr_factor, prepare
+from core.trainer import Trainer
 
 LENGTHS = {"sst": [5] * 50, "para": [7] * 90, "sts": [6] * 20}
 
@@ -24,25 +25,25 @@ def used(plan, task):
 
 def test_rrobin_fixed_subset_is_the_same_every_epoch_and_as_large_as_the_smallest_task():
     rng = random.Random(0)
-    plans = [make_plan("rrobin", LENGTHS, 4, e, rng, seed=7) for e in (1, 2, 3)]
+    plans = [make_plan("rrobin", LENGTHS, e, rng, ScheduleOptions(4, seed=7)) for e in (1, 2, 3)]
     for task in LENGTHS:
         sets = [used(p, task) for p in plans]
         assert sets[0] == sets[1] == sets[2] and len(sets[0]) == 20  # floor(20 / 4) * 4 unique examples
     assert [it[0][1] for it in plans[0]] != [it[0][1] for it in plans[1]]  # reshuffled each epoch
-    other_seed = make_plan("rrobin", LENGTHS, 4, 1, random.Random(0), seed=8)
+    other_seed = make_plan("rrobin", LENGTHS, 1, random.Random(0), ScheduleOptions(4, seed=8))
     assert used(other_seed, "para") != used(plans[0], "para")
 
 
 def test_rrobin_fresh_subset_draws_anew_each_epoch():
     rng = random.Random(0)
-    a, b = (make_plan("rrobin", LENGTHS, 4, e, rng, rrobin_subset="fresh") for e in (1, 2))
+    a, b = (make_plan("rrobin", LENGTHS, e, rng, ScheduleOptions(4, rrobin_subset="fresh")) for e in (1, 2))
     assert used(a, "para") != used(b, "para")
     with pytest.raises(ValueError, match="fixed or fresh"):
-        make_plan("rrobin", LENGTHS, 4, 1, rng, rrobin_subset="half")
+        ScheduleOptions(4, rrobin_subset="half")
 
 
 def test_rrobin_pre_uses_the_subset_after_its_full_quora_pass():
-    plan = make_plan("rrobin-pre", LENGTHS, 4, 1, random.Random(0), seed=1)
+    plan = make_plan("rrobin-pre", LENGTHS, 1, random.Random(0), ScheduleOptions(4, seed=1))
     pre = [it for it in plan if len(it) == 1]
     assert used(pre, "para") == set(range(90))
     assert len(used([it for it in plan if len(it) == 3], "para")) == 20
@@ -70,14 +71,14 @@ def make_trainer(tiny_encoder, demo_data, tmp_path, **kw) -> Trainer:
 
 def record_steps(trainer: Trainer) -> list[dict]:
     """Wrap the optimizer step to record the learning rate and the gradient norm it is given."""
-    seen, step = [], trainer.opt.step
+    seen, step = [], trainer.optimizer.step
 
     def recording(*a, **k):
         g = torch.stack([p.grad.norm() for p in trainer.params if p.grad is not None]).norm().item()
-        seen.append({"lr": trainer.opt.param_groups[0]["lr"], "grad_norm": g})
+        seen.append({"lr": trainer.optimizer.param_groups[0]["lr"], "grad_norm": g})
         return step(*a, **k)
 
-    trainer.opt.step = recording
+    trainer.optimizer.step = recording
     return seen
 
 
@@ -144,13 +145,13 @@ def test_options_out_of_range_are_refused_before_a_run_exists(tmp_path, capsys, 
 def test_layer_decay_gives_each_depth_its_learning_rate(tiny_encoder, demo_data, tmp_path):
     t = make_trainer(tiny_encoder, demo_data, tmp_path, epochs=1, layer_decay=0.5, lr_schedule="linear")
     n = t.model.config.num_hidden_layers
-    lr_of = {id(p): g["lr"] for g in t.opt.param_groups for p in g["params"]}
+    lr_of = {id(p): g["lr"] for g in t.optimizer.param_groups for p in g["params"]}
     assert lr_of[id(t.model.sst_classifier.weight)] == pytest.approx(1e-3)
     assert lr_of[id(t.model.bert.encoder.layer[n - 1].output.dense.weight)] == pytest.approx(1e-3 * 0.5)
     assert lr_of[id(t.model.bert.embeddings.word_embeddings.weight)] == pytest.approx(1e-3 * 0.5 ** (n + 1))
     seen = record_steps(t)
     t.fit()
-    assert t.opt.param_groups[-1]["lr"] < 1e-3 / 10  # the schedule scales every group from its own base
+    assert t.optimizer.param_groups[-1]["lr"] < 1e-3 / 10  # the schedule scales every group from its own base
     assert len(seen) == t.total_steps
 
 
@@ -180,7 +181,7 @@ def test_ema_weights_are_the_average_not_the_trained_ones(tiny_encoder, demo_dat
 
     t = make_trainer(tiny_encoder, demo_data, tmp_path, epochs=1, ema=0.9)
     manual = [p.detach().clone() for p in t.params]
-    step = t.opt.step
+    step = t.optimizer.step
 
     def stepping(*a, **k):
         out = step(*a, **k)
@@ -189,7 +190,7 @@ def test_ema_weights_are_the_average_not_the_trained_ones(tiny_encoder, demo_dat
                 m.mul_(0.9).add_(p.detach(), alpha=0.1)
         return out
 
-    t.opt.step = stepping
+    t.optimizer.step = stepping
     t.fit()
     saved = load_file(str(t.run_dir / json.loads((t.run_dir / "last.json").read_text())["path"] / "model.safetensors"))
     for name, m in zip(t.param_names, manual, strict=True):

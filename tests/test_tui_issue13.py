@@ -287,7 +287,7 @@ async def test_compare_refreshes_while_a_run_trains(tmp_path):
 
 # --- the launch form -------------------------------------------------------------------------------------
 def test_the_form_offers_every_valid_variant():
-    from core.schedules import BASES, MODIFIERS, parse_variant
+    from core.variants import BASES, MODIFIERS, parse_variant
 
     valid = set()
     for base in BASES:

@@ -15,8 +15,9 @@ from core.config import SmartConfig, TrainConfig
 from core.data import collate
 from core.multitask import task_loss
 from core.report import COLUMNS, print_compare
-from core.schedules import REPORT_VARIANTS
-from core.train import Trainer, prepare, subsample
+from core.setup import prepare, subsample
+from core.trainer import Trainer
+from core.variants import REPORT_VARIANTS
 
 ALL_VARIANTS = (*REPORT_VARIANTS, "rrobin-full+rlayer+smart", "proportional", "annealed")
 
@@ -32,7 +33,7 @@ def train_set_losses(trainer: Trainer) -> dict[str, float]:
     was = trainer.model.training
     trainer.model.eval()
     out = {}
-    for task, data in trainer.s.train.items():
+    for task, data in trainer.setup.train.items():
         batch = collate(data, list(range(len(data))))
         out[task] = task_loss(task, trainer.model(batch), batch.labels).item()
     trainer.model.train(was)
@@ -59,7 +60,7 @@ def make_trainer(name: str, tiny_encoder, demo_data, tmp_path, **kw) -> Trainer:
 
 def train_steps(trainer: Trainer, steps: int) -> None:
     """Follow the schedule's epoch plans until ``steps`` optimizer steps are done."""
-    for epoch in range(1, trainer.c.epochs + 1):
+    for epoch in range(1, trainer.config.epochs + 1):
         trainer.epoch = epoch
         trainer.model.train()
         for it in trainer.plan(epoch):
@@ -72,7 +73,7 @@ def train_steps(trainer: Trainer, steps: int) -> None:
 def test_variant_training_loss_goes_down(name, tiny_encoder, demo_data, tmp_path):
     # annealed: 3 epochs, so the 24 steps cross from α = 1 (proportional) to α = 0.6 and 0.2.
     trainer = make_trainer(name, tiny_encoder, demo_data, tmp_path, epochs=3 if name == "annealed" else 20)
-    assert trainer.s.variant.name == name
+    assert trainer.setup.variant.name == name
     assert (trainer.smart is not None) == ("+smart" in name)
     assert hasattr(trainer.model, "relational") == ("+rlayer" in name)
     before = train_set_losses(trainer)
