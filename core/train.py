@@ -22,7 +22,15 @@ from core.checkpoint import load_model_weights, read_trainer_state, remove_parti
 from core.config import TrainConfig
 from core.distributed import DistInfo, barrier, broadcast_path, device_for, init_distributed, shutdown
 from core.encoders import CheckpointError
-from core.runs import RunError, RunLock, create_run_dir, drop_metrics_after, read_json, write_json_atomic
+from core.runs import (
+    RunError,
+    RunLock,
+    RunState,
+    create_run_dir,
+    drop_metrics_after,
+    read_json,
+    write_json_atomic,
+)
 from core.setup import prepare, seed_everything, write_run_config
 from core.trainer import Progress, Trainer, step_log
 
@@ -136,8 +144,8 @@ def run(trainer: Trainer, lock: RunLock | None = None, progress: Progress | None
     checkpoint that ``--resume`` continues from; a second Ctrl-C aborts at once."""
     trainer.on_progress = progress if trainer.is_main else None
     handler = attach_log(trainer.run_dir) if trainer.is_main else None
-    trainer.status(**{"state": "running", "pid": os.getpid(), "started": time.time(), "epochs": trainer.config.epochs,
-                      "epoch": trainer.epoch, "step": trainer.step, "message": None,
+    trainer.status(**{"state": RunState.RUNNING, "pid": os.getpid(), "started": time.time(),
+                      "epochs": trainer.config.epochs, "epoch": trainer.epoch, "step": trainer.step, "message": None,
                       "world_size": trainer.dist.world, **status})
 
     def on_term(signum: int, frame: Any) -> None:
@@ -158,7 +166,8 @@ def run(trainer: Trainer, lock: RunLock | None = None, progress: Progress | None
     except BaseException as e:
         msg = f"{type(e).__name__}: {e}" if not isinstance(e, KeyboardInterrupt) else "interrupted"
         with contextlib.suppress(OSError):  # e.g. the disk is full: the original error is the one to report
-            trainer.status(state="stopped" if isinstance(e, KeyboardInterrupt) else "failed", message=msg)
+            stopped = isinstance(e, KeyboardInterrupt)
+            trainer.status(state=RunState.STOPPED if stopped else RunState.FAILED, message=msg)
         if trainer.is_main:
             log.error("run %s ended: %s", trainer.run_dir, msg)
         raise
@@ -173,7 +182,7 @@ def run(trainer: Trainer, lock: RunLock | None = None, progress: Progress | None
             handler.close()
         if lock is not None:
             lock.release()
-    trainer.status(state="stopped" if trainer.stop_requested else "finished",
+    trainer.status(state=RunState.STOPPED if trainer.stop_requested else RunState.FINISHED,
                    message="stopped on request; continue with --resume" if trainer.stop_requested else None)
     shutdown(trainer.dist)
     return trainer.run_dir
