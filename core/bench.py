@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, SmartConfig, TrainConfig, opt
 from core.data import TASKS, TaskData, demo_data_dir, load_task, pad_ids, read_examples, task_file, tokenize
 
 log = logging.getLogger("walkless.bench")
@@ -71,26 +72,28 @@ TARGETS = {  # what the benchmark checks (issue 14); "min" = at least, "max" = a
 
 @dataclass
 class BenchConfig:
-    encoder: str = "minilm-l6"
-    data_dir: str | None = None  # None: the demo data (use the CS224N folder, e.g. ../shared/data, for figures)
-    task: str = "sst"  # a single-sentence task: sst or cfimdb
-    batch_size: int = 32
-    batches: int = 10  # training batches per side per round (examples of that many epoch-grouped batches)
-    rounds: int = 3  # passes over the examples per side (steps alternate expert / naive / ours)
-    warmup: int = 2  # untimed steps per side before the first round
-    smart: bool = True
-    smart_batches: int = 4  # batches per side per round for the SMART comparison
-    latency_samples: int = 100
-    eval_dev: bool = True  # time the evaluation of the SST, Quora and STS dev sets
-    max_dev: int | None = None  # cap per dev set (tests); None = all (the target is about all)
-    threads: int | None = None
-    peak_sizes: tuple[int, ...] = (2048, 3072)  # the measured peak is the best of these square matmuls
-    lr: float = 1e-5
-    dropout: float = 0.3
-    seed: int = 0
-    autocast: str | None = None  # our trainer's options, passed through to TrainConfig
-    compile: bool = False
-    out: str | None = "bench.json"
+    """``walkless bench``'s options (its flags are generated from these fields)."""
+
+    encoder: str = opt("minilm-l6", "minilm-l6 (packaged) or a Hugging Face BERT folder")
+    data_dir: str | None = opt(None, "the CS224N folder (e.g. ../shared/data, for figures); default: demo data")
+    task: str = opt("sst", "a single-sentence task", choices=("sst", "cfimdb"))
+    batch_size: int = opt(32, "examples per batch", check=AT_LEAST_1)
+    batches: int = opt(10, "timed training batches per side per round (epoch-grouped)", check=AT_LEAST_1)
+    rounds: int = opt(3, "passes over the examples per side (steps alternate expert / naive / ours)", check=AT_LEAST_1)
+    warmup: int = opt(2, "untimed steps per side before the first round", check=AT_LEAST_0)
+    smart: bool = opt(True, "measure the SMART steps")
+    smart_batches: int = opt(4, "batches per side per round for the SMART comparison", check=AT_LEAST_1)
+    latency_samples: int = opt(100, "single-sentence scoring calls timed", check=AT_LEAST_1)
+    eval_dev: bool = opt(True, "time the evaluation of the SST, Quora and STS dev sets", aliases=("--no-eval",))
+    max_dev: int | None = opt(None, "cap per dev set for the evaluation timing (tests)", check=AT_LEAST_1)
+    threads: int | None = opt(None, "CPU threads (default: torch's)", check=AT_LEAST_1)
+    peak_sizes: tuple[int, ...] = opt((2048, 3072), "the measured peak is the best of these square matmuls")
+    lr: float = opt(1e-5, "our trainer's learning rate", check=POSITIVE)
+    dropout: float = opt(0.3, "head dropout of both sides", check=FRACTION)
+    seed: int = opt(0, "random seed")
+    autocast: str | None = opt(None, "our trainer's bf16 autocast", choices=("bf16",))
+    compile: bool = opt(False, "our trainer's torch.compile option")
+    out: str | None = opt("bench.json", "JSON output file")
 
 
 # --- FLOPs and the peak ---------------------------------------------------------------------------------
@@ -264,7 +267,6 @@ def _interleave(sides: dict[str, Side]) -> tuple[dict[str, float], float]:
 
 def _make_trainer(cfg: BenchConfig, variant: str, encoder_dir: Path, data_dir: Path, tok, data: TaskData,
                   run_dir: Path, smart: Any = None):
-    from core.config import SmartConfig, TrainConfig
     from core.setup import Setup
     from core.trainer import Trainer
     from core.variants import parse_variant
@@ -366,7 +368,6 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
 def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Path, tok, work: Path) -> dict:
     """Our plain step vs our SMART step (the report's algorithm) vs the fast SMART step (``--smart-fast``)
     on the same bucketed batches, one step of each in turn."""
-    from core.config import SmartConfig
 
     data = plain_trainer.setup.train[cfg.task]
     sides = {"plain": plain_trainer}

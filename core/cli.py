@@ -35,51 +35,63 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from core.config import TrainConfig, default_of, flag, option_fields, parse_option, read_config_file
-
-OPTION_NAMES = {name for name, *_ in option_fields()}
+from core.config import TrainConfig, as_text, default_of, flag, option_fields, parse_option, read_config_file
 
 console = Console(stderr=True)
 
 
+def add_options(p: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per option of the dataclass ``cls`` (``core.config.opt`` fields), named after its field."""
+    for name, f, kind, _ in option_fields(cls):
+        m, default = f.metadata, default_of(f)
+        if not m.get("cli", True):
+            continue
+        text = f"{'SMART ' + (m['label'] or name[6:]) + ': ' if m['form'] == 'smart' else ''}{m['help']}"
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else as_text(default)
+        text += "" if default is None or "default" in m["help"] else f" (default: {shown})"
+        if kind is bool:
+            p.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=SUPPRESS, help=text)
+            for alias in m["aliases"]:  # an old spelling of the negative flag
+                p.add_argument(alias, dest=name, action="store_false", default=SUPPRESS, help=SUPPRESS)
+        else:
+            p.add_argument(flag(name), dest=name, default=SUPPRESS, type=partial(option_value, name, cls), help=text,
+                           metavar="{" + ",".join(m["choices"]) + "}" if m["choices"] else name.upper())
+
+
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    """``walkless train``'s flags: one per training option (``core.config``), named after its field."""
+    """``walkless train``'s flags: one per training option (``core.config``)."""
     p.add_argument("--config", metavar="FILE", help="start from the options in this JSON file (a run's "
                    "config.json: a new run from that one, beside it); the flags given here override them")
     p.add_argument("--resume", metavar="RUN", help="continue a stopped or killed run from its last checkpoint, "
                    "with its own config.json (only --epochs and --threads apply)")
     p.add_argument("--smart-fast", action="store_true", help="cheaper SMART (about 2.3x a plain step instead of "
                    "3.3x): --smart-same-masks --smart-steps 0 (random perturbation, as R3F)")
-    for name, f, kind, _ in option_fields():
-        m, default = f.metadata, default_of(f)
-        text = f"{'SMART ' + (m['label'] or name[6:]) + ': ' if name.startswith('smart_') else ''}{m['help']}"
-        text += "" if default is None else f" (default: {'on' if default is True else 'off' if default is False else default})"
-        if kind is bool:
-            p.add_argument(flag(name), dest=name, action=argparse.BooleanOptionalAction, default=SUPPRESS, help=text)
-            for alias in m["aliases"]:  # an old spelling of the negative flag
-                p.add_argument(alias, dest=name, action="store_false", default=SUPPRESS, help=SUPPRESS)
-        else:
-            p.add_argument(flag(name), dest=name, default=SUPPRESS, type=partial(option_value, name), help=text,
-                           metavar="{" + ",".join(m["choices"]) + "}" if m["choices"] else name.upper())
+    add_options(p, TrainConfig)
 
 
-def option_value(name: str, text: str) -> object:
+def option_value(name: str, cls: type, text: str) -> object:
     try:
-        return parse_option(name, text)
+        return parse_option(name, text, cls)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def given(a: argparse.Namespace, cls: type) -> dict:
+    """The options of ``cls`` given on the command line (flags default to absent)."""
+    names = {name for name, f, *_ in option_fields(cls) if f.metadata.get("cli", True)}
+    return {k: v for k, v in vars(a).items() if k in names}
 
 
 def train_config(a: argparse.Namespace) -> TrainConfig:
     """The options of ``walkless train``: --config FILE's (else the defaults), then --smart-fast's, then the
     flags given."""
-    given = {k: v for k, v in vars(a).items() if k in OPTION_NAMES}
+    options = given(a, TrainConfig)
     if getattr(a, "smart_fast", False):
-        given = {"smart_steps": 0, "smart_dropout_off": False, "smart_same_masks": True, **given}
-    if given.get("smart_same_masks") and "smart_dropout_off" not in given:
-        given["smart_dropout_off"] = False  # replaying dropout masks needs dropout on
+        options = {"smart_steps": 0, "smart_dropout_off": False, "smart_same_masks": True, **options}
+    if options.get("smart_same_masks") and "smart_dropout_off" not in options:
+        options["smart_dropout_off"] = False  # replaying dropout masks needs dropout on
     base = read_config_file(a.config) if getattr(a, "config", None) else TrainConfig()
-    return base.updated(given).validate()
+    return base.updated(options).validate()
 
 
 def progress_bar() -> tuple[Progress, Callable[[int, int, int], None]]:
@@ -99,7 +111,7 @@ def progress_bar() -> tuple[Progress, Callable[[int, int, int], None]]:
 def cmd_train(a: argparse.Namespace) -> int:
     from core.train import resume, train
 
-    other = sorted(OPTION_NAMES & {*vars(a)} - {"epochs", "threads"}) + (["config"] if a.config else [])
+    other = sorted({*given(a, TrainConfig)} - {"epochs", "threads"}) + (["config"] if a.config else [])
     if a.resume and other:
         raise ValueError(f"--resume takes the run's own config.json; only --epochs and --threads apply (not "
                          f"{', '.join(flag(o) for o in other)})")
@@ -249,77 +261,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_table2_parser(sub) -> None:
-    from core.table2 import ROWS, Table2Config
+    from core.table2 import Table2Config
 
-    d = Table2Config()
     t = sub.add_parser("table2", help="the report's Table 2: its rows one after another in one runs folder, "
                                       "resumable; writes table2.json and table2.md")
-    t.add_argument("--runs-dir", default=d.runs_dir, help="where the row runs and the table go (keep it outside "
-                                                          "a work tree)")
-    t.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of the rows, in any order")
-    t.add_argument("--epochs", type=int, default=d.epochs, help="epochs per row (the report: 10)")
-    t.add_argument("--encoder", default=d.encoder)
-    t.add_argument("--data-dir", default=None, help="the CS224N folder (default: the demo data)")
-    t.add_argument("--max-train", type=int, default=None, help="cap on training examples per task")
-    t.add_argument("--max-dev", type=int, default=None, help="cap on dev examples per task")
-    t.add_argument("--max-steps", type=int, default=None, help="cap on iterations per epoch (smoke runs)")
-    t.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
-                   help="steps between checkpoints inside a row (what a kill can lose)")
-    t.add_argument("--threads", type=int, default=None)
-    t.add_argument("--seed", type=int, default=d.seed)
+    add_options(t, Table2Config)
     t.set_defaults(func=cmd_table2)
 
 
 def cmd_table2(a: argparse.Namespace) -> int:
-    from core.table2 import Table2Config, check_rows, run_table2, table2_markdown
+    from core.table2 import Table2Config, run_table2, table2_markdown
 
-    rows = check_rows(tuple(r.strip() for r in a.rows.split(",") if r.strip()))
-    cfg = Table2Config(runs_dir=a.runs_dir, rows=rows, epochs=a.epochs, encoder=a.encoder, data_dir=a.data_dir,
-                       max_train=a.max_train, max_dev=a.max_dev, max_steps=a.max_steps, threads=a.threads,
-                       seed=a.seed, checkpoint_every=a.checkpoint_every,
-                       command=shlex.join(["walkless", *a.argv]))
+    cfg = Table2Config(**given(a, Table2Config), command=shlex.join(["walkless", *a.argv]))
     table = run_table2(cfg, on_row=lambda row, what: console.print(f"table2: {row} {what}"))
     print(table2_markdown(table))
-    console.print(f"wrote {Path(a.runs_dir) / 'table2.json'} and table2.md")
+    console.print(f"wrote {Path(cfg.runs_dir) / 'table2.json'} and table2.md")
     return 0
 
 
 def add_bench_parser(sub) -> None:
     from core.bench import BenchConfig
 
-    d = BenchConfig()
-    b = sub.add_parser("bench", help="training throughput vs an expert and a naive transformers loop, SMART cost, scoring "
-                                     "latency and MFU, in one run (writes JSON)")
-    b.add_argument("--encoder", default=d.encoder)
-    b.add_argument("--data-dir", default=None, help="the CS224N folder (e.g. ../shared/data); default: demo data")
-    b.add_argument("--task", default=d.task, choices=["sst", "cfimdb"])
-    b.add_argument("--batch-size", type=int, default=d.batch_size)
-    b.add_argument("--batches", type=int, default=d.batches, help="timed training batches per side per round")
-    b.add_argument("--rounds", type=int, default=d.rounds, help="passes over the examples per side (steps alternate)")
-    b.add_argument("--warmup", type=int, default=d.warmup)
-    b.add_argument("--smart-batches", type=int, default=d.smart_batches)
-    b.add_argument("--no-smart", action="store_true", help="skip the SMART step measurement")
-    b.add_argument("--latency-samples", type=int, default=d.latency_samples)
-    b.add_argument("--no-eval", action="store_true", help="skip timing the evaluation of the three dev sets")
-    b.add_argument("--max-dev", type=int, default=None, help="cap per dev set for the evaluation timing")
-    b.add_argument("--threads", type=int, default=None)
-    b.add_argument("--autocast", choices=["bf16"], default=None, help="our trainer's bf16 autocast")
-    b.add_argument("--compile", action="store_true", help="our trainer's torch.compile option")
-    b.add_argument("--out", default=d.out, help="JSON output file")
+    b = sub.add_parser("bench", help="training throughput vs an expert and a naive transformers loop, SMART cost, "
+                                     "scoring latency and MFU, in one run (writes JSON)")
+    add_options(b, BenchConfig)
     b.set_defaults(func=cmd_bench)
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
     from core.bench import BenchConfig, print_bench, run_bench
 
-    cfg = BenchConfig(encoder=a.encoder, data_dir=a.data_dir, task=a.task, batch_size=a.batch_size,
-                      batches=a.batches, rounds=a.rounds, warmup=a.warmup, smart=not a.no_smart,
-                      smart_batches=a.smart_batches, latency_samples=a.latency_samples, eval_dev=not a.no_eval,
-                      max_dev=a.max_dev, threads=a.threads, autocast=a.autocast, compile=a.compile, out=a.out)
+    cfg = BenchConfig(**given(a, BenchConfig))
     res = run_bench(cfg, command="walkless " + " ".join(sys.argv[1:]))
     print_bench(res)
-    if a.out:
-        console.print(f"wrote {a.out}")
+    if cfg.out:
+        console.print(f"wrote {cfg.out}")
     return 0
 
 

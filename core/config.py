@@ -6,9 +6,10 @@ allowed values and range. The CLI's flags (``--batch-size`` for ``batch_size``, 
 from __future__ import annotations
 
 import json
+import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,14 @@ FRACTION: Check = (lambda v: 0 <= v < 1, "in [0, 1)")
 
 
 def opt(default: Any = None, help: str = "", *, choices: tuple | None = None, check: Check | None = None,
-        aliases: tuple[str, ...] = (), form: str = "more", label: str = "", factory: Any = None) -> Any:
-    """A training option: a dataclass field whose metadata the CLI and the launch form are built from.
-
-    ``form`` is the form's section ("main", "more", "smart" or "" for none); ``aliases`` are old spellings of a
-    yes/no option's negative flag (``--summed-step`` for ``--no-per-task-step``).
+        aliases: tuple[str, ...] = (), form: str = "more", label: str = "", factory: Any = None,
+        cli: bool = True) -> Any:
+    """An option: a dataclass field whose metadata the CLI's flags (and, for training, the launch form) are built
+    from. ``form`` is the form's section ("main", "more", "smart" or "" for none); ``aliases`` are old spellings
+    of a yes/no option's negative flag (``--summed-step`` for ``--no-per-task-step``); ``cli=False``: no flag.
     """
-    meta = {"help": help, "choices": choices, "check": check, "aliases": aliases, "form": form, "label": label}
+    meta = {"help": help, "choices": choices, "check": check, "aliases": aliases, "form": form, "label": label,
+            "cli": cli}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -171,22 +173,24 @@ class TrainConfig:
         return TrainConfig.from_dict(d)
 
 
-def option_fields() -> list[tuple[str, Field, type, bool]]:
-    """Every training option as (flat name, field, value type, may be None), SMART's as ``smart_*``."""
-    out = []
-    for cls, prefix in ((TrainConfig, ""), (SmartConfig, "smart_")):
-        hints = typing.get_type_hints(cls)
-        for f in fields(cls):
-            if f.name == "smart":
-                continue
-            args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
-            out.append((prefix + f.name, f, args[0] if args else hints[f.name], bool(args)))
+def option_fields(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, Field, Any, bool]]:
+    """Every option of ``cls`` as (flat name, field, value type, may be None); a nested dataclass's options
+    are named with its field's prefix (``smart_lam``)."""
+    out, hints = [], typing.get_type_hints(cls)
+    for f in fields(cls):
+        if is_dataclass(hints[f.name]):
+            out += option_fields(hints[f.name], f"{prefix}{f.name}_")
+            continue
+        union = typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType)
+        args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+        out.append((prefix + f.name, f, args[0] if union else hints[f.name], union))
     return out
 
 
-def parse_option(name: str, text: str) -> Any:
-    """The text of option ``name`` (flat, as ``option_fields``) -> its value; a ``ValueError`` says what it must be."""
-    _, f, kind, optional = next(o for o in option_fields() if o[0] == name)
+def parse_option(name: str, text: str, cls: type = TrainConfig) -> Any:
+    """The text of option ``name`` of ``cls`` (flat, as ``option_fields``) -> its value; a ``ValueError`` says
+    what it must be."""
+    _, f, kind, optional = next(o for o in option_fields(cls) if o[0] == name)
     value = parse_value(kind, optional, text)
     problem = check_value(f, kind, value)
     if problem:
@@ -198,17 +202,25 @@ def default_of(f: Field) -> Any:
     return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
 
 
+def as_text(value: object) -> str:
+    """An option's value as the CLI's help and the launch form show it."""
+    return "" if value is None else ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
 def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
 def check_value(f: Field, kind: type, value: Any) -> str | None:
     """What ``value`` of option ``f`` must be when it is not (None when fine; None is fine where allowed)."""
-    what = {int: "an integer", float: "a number", bool: "true or false", str: "text"}[kind]
+    what = {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(kind, "a list")
     if value is None:
         return None if f.default is None else what
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not (isinstance(value, kind) if kind in (bool, str) else numeric and (kind is float or isinstance(value, int))):
+    if kind not in (int, float):
+        if not isinstance(value, typing.get_origin(kind) or kind):
+            return what
+    elif not (numeric and (kind is float or isinstance(value, int))):
         return what
     choices, check = f.metadata.get("choices"), f.metadata.get("check")
     if choices and value not in choices:
@@ -221,6 +233,8 @@ def parse_value(kind: type, optional: bool, text: str) -> Any:
     text = text.strip()
     if optional and text.lower() in ("", "none"):
         return None
+    if typing.get_origin(kind) is tuple:  # comma-separated
+        return tuple(parse_value(typing.get_args(kind)[0], False, t) for t in text.split(",") if t.strip())
     if kind is bool:
         if text.lower() not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
             raise ValueError(f"{text!r}: must be yes or no")

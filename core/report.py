@@ -13,7 +13,7 @@ from core.config import TrainConfig
 from core.runs import best_metrics, load_run, read_json
 
 console = Console()
-COLUMNS = [("sst/acc", "SST acc"), ("para/acc", "Quora acc"), ("sts/pearson", "STS corr")]
+COLUMNS = [("sst/acc", "SST acc"), ("para/acc", "Quora acc"), ("sts/pearson", "STS r")]
 # The tables' columns: Table 2's, then the overall score (the CS224N leaderboard's) when all three are there.
 TABLE_COLUMNS = [*COLUMNS, ("overall", "overall")]
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import TrainConfig
+from core.config import AT_LEAST_1, TrainConfig, opt
+from core.report import COLUMNS as METRICS
 from core.runs import RunError, RunState, load_run, read_json, read_metrics, write_json_atomic
 
 # The report's Table 2 (BERT-base, dev sets, 10 epochs, seconds per epoch on an AWS GPU), in its order.
@@ -35,7 +36,6 @@ REPORT_TABLE2: dict[str, dict[str, float]] = {
     "rrobin-full+rlayer": {"sst/acc": 0.501, "para/acc": 0.867, "sts/pearson": 0.802, "seconds": 1550},
 }
 ROWS = tuple(REPORT_TABLE2)
-METRICS = (("sst/acc", "SST acc"), ("para/acc", "Quora acc"), ("sts/pearson", "STS r"))
 # Settings a row folder must share with the request to be resumed or reused.
 MATCH = ("variant", "task", "batch_size", "lr", "dropout", "encoder_dropout", "max_train", "max_dev", "max_steps",
          "seed", "encoder", "data_dir", "eval_all")
@@ -43,18 +43,20 @@ MATCH = ("variant", "task", "batch_size", "lr", "dropout", "encoder_dropout", "m
 
 @dataclass
 class Table2Config:
-    runs_dir: str = "runs/table2"
-    rows: tuple[str, ...] = ROWS
-    epochs: int = 1
-    encoder: str = "minilm-l6"
-    data_dir: str | None = None
-    max_train: int | None = None
-    max_dev: int | None = None
-    max_steps: int | None = None
-    threads: int | None = None
-    seed: int = 0
-    checkpoint_every: int = 200  # steps: a kill loses at most this much of a row
-    command: str = ""
+    """``walkless table2``'s options (its flags are generated from these fields)."""
+
+    runs_dir: str = opt("runs/table2", "where the row runs and the table go (keep it outside a work tree)")
+    rows: tuple[str, ...] = opt(ROWS, "comma-separated subset of the rows, in any order")
+    epochs: int = opt(1, "epochs per row (the report: 10)", check=AT_LEAST_1)
+    encoder: str = opt("minilm-l6", "minilm-l6 (packaged) or a Hugging Face BERT folder")
+    data_dir: str | None = opt(None, "the CS224N folder (default: the demo data)")
+    max_train: int | None = opt(None, "cap on training examples per task", check=AT_LEAST_1)
+    max_dev: int | None = opt(None, "cap on dev examples per task", check=AT_LEAST_1)
+    max_steps: int | None = opt(None, "cap on iterations per epoch (smoke runs)", check=AT_LEAST_1)
+    threads: int | None = opt(None, "CPU threads (default: torch's)", check=AT_LEAST_1)
+    seed: int = opt(0, "random seed")
+    checkpoint_every: int = opt(200, "steps between checkpoints inside a row (what a kill can lose)", check=AT_LEAST_1)
+    command: str = opt("", "the command line, for table2.md", cli=False)
 
 
 def check_rows(rows: tuple[str, ...]) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, Select, Static
 
-from core.config import SmartConfig, TrainConfig, default_of, option_fields, parse_option
+from core.config import SmartConfig, TrainConfig, as_text, default_of, option_fields, parse_option
 from core.launch import check_name, new_run_name, start_training
 from core.runs import RunError
 from core.variants import MULTITASK, all_variants, parse_variant
@@ -26,11 +26,6 @@ from walkless_tui.series import display_path
 VARIANTS = all_variants()
 YES_NO = [("yes", "yes"), ("no", "no")]
 SMART_PRESETS = {"report": SmartConfig(), "fast": SmartConfig.fast()}  # the preset select fills the SMART fields
-
-
-def as_text(value: object) -> str:
-    """An option's value as the form shows it."""
-    return "" if value is None else ("yes" if value else "no") if isinstance(value, bool) else str(value)
 
 
 def from_config(config: dict) -> dict[str, str]:
