@@ -22,7 +22,7 @@ from textual.screen import Screen
 
 from core.demo import ensure_demo_data
 from core.launch import resume_problem, resume_training, stop_run
-from core.runs import RunError
+from core.runs import RunError, RunState
 from walkless_tui.runindex import find_table2
 from walkless_tui.screens.compare import CompareScreen
 from walkless_tui.screens.confirm import ConfirmScreen
@@ -110,14 +110,25 @@ class WalklessApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    def stop(self, run_dir: Path) -> bool:
-        """SIGTERM the run's process (it stops after the current step); the outcome is notified."""
-        try:
-            self.notify(stop_run(run_dir), title="stopping")
-            return True
-        except (RunError, OSError) as e:
-            self.notify(str(e), severity="error")
-            return False
+    def stop(self, run_dir: Path, state: RunState | None = None,
+             after: Callable[[], None] | None = None) -> None:
+        """Stop the run after a yes: SIGTERM its process (it stops after the current step), the outcome
+        notified; when ``state`` says that the run is not training, a message says so instead."""
+        if state is not None and not state.active:
+            self.notify(f"Run {run_dir.name} is {state}, not running.", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                self.notify(stop_run(run_dir), title="stopping")
+            except (RunError, OSError) as e:
+                self.notify(str(e), severity="error")
+            if after is not None:
+                after()
+
+        self.push_screen(ConfirmScreen(f"Stop run {run_dir.name} after its current step?"), answered)
 
     def resume(self, run_dir: Path, after: Callable[[], None] | None = None) -> None:
         """Resume a stopped or failed run after a yes; when it cannot be, say why (no checkpoint, never began…).
@@ -146,13 +157,9 @@ class WalklessApp(App):
         listing = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
         return listing.runs if listing else []
 
-    def training_runs(self) -> list[str]:
-        """The runs the Runs screen last saw training or starting."""
-        return [r.name for r in self.listed_runs() if r.state.active]
-
     async def action_quit(self) -> None:
-        """Quit; while runs train, first say that they go on training and ask."""
-        training = self.training_runs()
+        """Quit; while runs train (as Runs last saw them), first say that they go on training and ask."""
+        training = [r.name for r in self.listed_runs() if r.state.active]
         if not training:
             self.exit()
             return

@@ -14,9 +14,10 @@ from core.launch import launches, resume_outcome
 from core.runs import RunInfo, RunState, load_run, read_json, run_state
 
 
-def _stamp(run_dir: Path) -> tuple:
+def stamp(run_dir: Path, names: tuple[str, ...] = ("status.json", "config.json", "metrics.jsonl")) -> tuple:
+    """(mtime, size) of each file named (None when missing): it changes when one of them is rewritten."""
     out = []
-    for name in ("status.json", "config.json", "metrics.jsonl"):
+    for name in names:
         try:
             st = os.stat(run_dir / name)
             out.append((st.st_mtime_ns, st.st_size))
@@ -30,17 +31,13 @@ class RunIndex:
         self.runs_dir = Path(runs_dir)
         self._cache: dict[Path, tuple[tuple, RunInfo]] = {}
 
-    @property
-    def exists(self) -> bool:
-        return self.runs_dir.is_dir()
-
     def load(self, run_dir: Path) -> RunInfo:
         return with_resume(self._load(run_dir))
 
     def _load(self, run_dir: Path) -> RunInfo:
-        stamp = _stamp(run_dir)
+        now = stamp(run_dir)
         cached = self._cache.get(run_dir)
-        if cached and cached[0] == stamp:
+        if cached and cached[0] == now:
             info = cached[1]
             if info.state != RunState.RUNNING:
                 return info
@@ -51,12 +48,12 @@ class RunIndex:
             info = load_run(run_dir)
         except (ValueError, TypeError, AttributeError) as e:  # a hand-edited or foreign status/config file
             info = unreadable(run_dir, e)
-        self._cache[run_dir] = (stamp, info)
+        self._cache[run_dir] = (now, info)
         return info
 
     def scan(self) -> list[RunInfo]:
         """Every run and every launch still starting (or that failed to start), newest first."""
-        if not self.exists:
+        if not self.runs_dir.is_dir():
             return []
         pending = {r.name: r for r in launches(self.runs_dir)}
         runs = []

@@ -15,7 +15,9 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 SIZES = {"": (160, 48), "-80x24": (80, 24)}  # file-name suffix -> terminal size
 
@@ -46,51 +48,35 @@ async def shoot(runs_dir: Path, out: Path, size: tuple[int, int] = SIZES[""], su
     app = WalklessApp(runs_dir)
     saved = []
 
-    def save(name: str) -> None:
+    async def save(name: str, ready: Callable[[Any], object], pop: bool = True) -> None:
+        """Wait until the current screen is ``ready`` (given the screen), then save it and go back."""
+        await pilot.pause()
+        screen = app.screen
+        await _until(pilot, lambda: ready(screen))
+        await pilot.pause(0.3)
         app.save_screenshot(f"{name}{suffix}.svg", str(out))
         saved.append(out / f"{name}{suffix}.svg")
+        if pop:
+            app.pop_screen()
 
     async with app.run_test(size=size) as pilot:
-        runs = app.screen
-        await _until(pilot, lambda: len(runs.runs) == 2)
+        await _until(pilot, lambda: len(app.screen.runs) == 2)
         await pilot.press("down")
-        await pilot.pause(1.0)
-        save("runs")
-
+        await pilot.pause(0.7)
+        await save("runs", lambda runs: True, pop=False)
         app.open_monitor(runs_dir / "rrobin-demo")
-        await pilot.pause()
-        monitor = app.screen
-        await _until(pilot, lambda: monitor.polls > 0 and monitor.epochs)
-        await pilot.pause(0.3)
-        save("monitor")
-        app.pop_screen()
-
+        await save("monitor", lambda monitor: monitor.polls > 0 and monitor.epochs)
         app.open_compare([runs_dir / "rrobin-demo", runs_dir / "finetune-sst-demo"])
-        await pilot.pause()
-        compare = app.screen
-        await _until(pilot, lambda: compare.updates > 0 and len(compare.rows) == 2)
-        await pilot.pause(0.3)
-        save("compare")
-        app.pop_screen()
-
+        await save("compare", lambda compare: compare.updates > 0 and len(compare.rows) == 2)
         app.open_score(runs_dir / "rrobin-demo")
         await pilot.pause()
-        score = app.screen
-        await _until(pilot, lambda: score.scorer is not None)
+        await _until(pilot, lambda: app.screen.scorer is not None)
         await pilot.press(*"The acting is brilliant from start to finish .")
         await pilot.press("tab", *"How can I learn python?", "tab", *"What is the best way to learn python?")
-        await _until(pilot, lambda: score.sentiment_result and score.pair_result
-                     and score.pair_result["b"].endswith("python?"))
-        await pilot.pause(0.3)
-        save("score")
-        app.pop_screen()
-
+        await save("score", lambda score: score.sentiment_result and score.pair_result
+                   and score.pair_result["b"].endswith("python?"))
         app.open_evaluate(runs_dir / "rrobin-demo")
-        await pilot.pause()
-        evaluate = app.screen
-        await _until(pilot, lambda: evaluate.shown > 0 and evaluate.reports)
-        await pilot.pause(0.3)
-        save("evaluate")
+        await save("evaluate", lambda evaluate: evaluate.shown > 0 and evaluate.reports, pop=False)
     return saved
 
 

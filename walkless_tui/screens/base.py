@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
+from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Select
 from textual.worker import Worker, WorkerState
+
+from core.runs import RunInfo
+from walkless_tui.runindex import RunIndex
 
 if TYPE_CHECKING:
     from walkless_tui.app import WalklessApp
@@ -30,6 +37,10 @@ class WalklessScreen(Screen):
             self.notify(f"{event.worker.name or 'background task'} failed: {type(err).__name__}: {err}",
                         severity="error", timeout=8)
 
+    def busy(self, group: str) -> bool:
+        """Whether a worker of this screen in ``group`` is still at work (a timer must not pile reads up)."""
+        return any(w.node is self and w.group == group and not w.is_finished for w in self.workers)
+
     def from_thread(self, callback, *args) -> None:
         """Run ``callback(*args)`` on the app's thread (from a worker thread). Dropped when the screen has
         been closed meanwhile (a slow load finishing after the user went back) or the app is exiting."""
@@ -42,3 +53,20 @@ class WalklessScreen(Screen):
             self.app.call_from_thread(guarded)
         except RuntimeError:  # the app is no longer running
             pass
+
+    @work(thread=True, exit_on_error=False, name="listing runs")
+    def list_runs(self, select: str, keep: Callable[[RunInfo], bool], label: Callable[[RunInfo], str],
+                  chosen: Path | None) -> None:
+        """Fill the ``select`` dropdown with the runs that ``keep`` lets through (values: their folders),
+        ``chosen`` selected when it is one of them."""
+        runs = [r for r in RunIndex(self.wapp.runs_dir).scan() if keep(r)]
+        value = next((str(r.path) for r in runs if chosen and r.path.resolve() == chosen.resolve()), None)
+        self.from_thread(self.fill_select, select, [(label(r), str(r.path)) for r in runs], value)
+
+    def fill_select(self, select: str, options: list[tuple[str, Any]], value: Any = None) -> None:
+        """Put ``options`` into the ``select`` dropdown, ``value`` chosen unless None (no Select.Changed)."""
+        widget = self.query_one(select, Select)
+        with self.prevent(Select.Changed):
+            widget.set_options(options)
+            if value is not None:
+                widget.value = value

@@ -22,7 +22,7 @@ from core.runs import RunError, RunInfo, read_metrics
 from core.table2 import METRICS as SWEEP_METRICS
 from core.table2 import ROWS as SWEEP_ROWS
 from core.table2 import read_table2
-from walkless_tui.runindex import RunIndex
+from walkless_tui.runindex import RunIndex, stamp
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.screens.runs import STATE_STYLE
 from walkless_tui.series import (
@@ -155,7 +155,6 @@ class CompareScreen(WalklessScreen):
         self.sweep: dict | None = None  # the table2.json last read
         self.sweep_reads = 0  # completed reads of table2.json (tests wait on it)
         self._sweep_stamp: tuple | None = UNREAD
-        self._sweep_reading = False
         self._row_runs: set[str] | None = None  # the row folders listed so far (None: not listed yet)
         self._listed: dict[str, str] = {}  # run folder name -> its value in the runs list
         self.index: RunIndex | None = None
@@ -230,17 +229,8 @@ class CompareScreen(WalklessScreen):
         return f"{run.name}  [dim]{run.variant} · {run.state}[/]"
 
     def _chosen_stamps(self) -> dict[str, tuple]:
-        stamps = {}
-        for value in self.query_one("#compare-runs", SelectionList).selected:
-            stamp = []
-            for name in ("status.json", "metrics.jsonl", "best.json"):
-                try:
-                    st = os.stat(Path(value) / name)
-                    stamp.append((st.st_mtime_ns, st.st_size))
-                except OSError:
-                    stamp.append(None)
-            stamps[value] = tuple(stamp)
-        return stamps
+        return {value: stamp(Path(value), ("status.json", "metrics.jsonl", "best.json"))
+                for value in self.query_one("#compare-runs", SelectionList).selected}
 
     def poll_runs(self) -> None:
         """Re-read the chosen runs when one of them wrote new metrics or status since the last read (timer)."""
@@ -282,13 +272,9 @@ class CompareScreen(WalklessScreen):
 
     def _loaded(self, records: dict[str, list[dict]], rows: list[dict], diffs: dict) -> None:
         self.records, self.rows, self.differences = records, rows, diffs
-        choices = metric_choices(records)
-        select = self.query_one("#compare-metric", Select)
-        current = self.chosen_metric()
-        with self.prevent(Select.Changed):
-            select.set_options([(c, c) for c in choices])
-            if choices:
-                select.value = current if current in choices else choices[0]
+        choices, current = metric_choices(records), self.chosen_metric()
+        self.fill_select("#compare-metric", [(c, c) for c in choices],
+                         current if current in choices else choices[0] if choices else None)
         self._plot()
         if self.table2_path is None:
             self._table2()
@@ -298,30 +284,26 @@ class CompareScreen(WalklessScreen):
     # --- a Table 2 sweep (table2.json) -------------------------------------------------------------
     def poll_sweep(self) -> None:
         """Re-read table2.json when it changed (the sweep rewrites it after every row); from the timer."""
-        if self.table2_path is not None and not self._sweep_reading:
-            self._sweep_reading = True
+        if self.table2_path is not None and not self.busy("sweep"):
             self._read_sweep(self.table2_path)
 
-    @work(thread=True, exit_on_error=False, name="reading table2.json")
+    @work(thread=True, group="sweep", exit_on_error=False, name="reading table2.json")
     def _read_sweep(self, path: Path) -> None:
         try:
+            st = os.stat(path)
+            now: tuple | None = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            now = None
+        if now == self._sweep_stamp:
+            return  # unchanged (and an unreadable file is reported once, not every poll)
+        self._sweep_stamp = now
+        if now is None:
+            data, error = None, f"{path}: no such file (`walkless table2` writes it after its first row)"
+        else:
             try:
-                st = os.stat(path)
-                stamp: tuple | None = (st.st_mtime_ns, st.st_size, st.st_ino)
-            except OSError:
-                stamp = None
-            if stamp == self._sweep_stamp:
-                return  # unchanged (and an unreadable file is reported once, not every poll)
-            self._sweep_stamp = stamp
-            if stamp is None:
-                data, error = None, f"{path}: no such file (`walkless table2` writes it after its first row)"
-            else:
-                try:
-                    data, error = read_table2(path), None
-                except RunError as e:
-                    data, error = None, str(e)
-        finally:
-            self._sweep_reading = False
+                data, error = read_table2(path), None
+            except RunError as e:
+                data, error = None, str(e)
         self.from_thread(self._sweep_read, data, error)
 
     def _sweep_read(self, data: dict | None, error: str | None) -> None:
@@ -352,12 +334,9 @@ class CompareScreen(WalklessScreen):
         table = self.query_one("#table2", DataTable)
         cursor = table.cursor_row
         table.clear(columns=True)
-        table.add_column("row", key="row")
-        for key, header in SWEEP_METRICS:
+        for key, header in [("row", "row"), *SWEEP_METRICS, ("seconds", "s/epoch"), ("epochs", "epochs"),
+                            ("state", "state")]:
             table.add_column(header, key=key)
-        table.add_column("s/epoch", key="seconds")
-        table.add_column("epochs", key="epochs")
-        table.add_column("state", key="state")
         best = sweep_best(rows)
         seen = set()
         for r in rows:
@@ -399,11 +378,8 @@ class CompareScreen(WalklessScreen):
     def _table2(self) -> None:
         table = self.query_one("#table2", DataTable)
         table.clear(columns=True)
-        table.add_column("run", key="run")
-        table.add_column("variant", key="variant")
-        for key, header in COLUMNS:
+        for key, header in [("run", "run"), ("variant", "variant"), *COLUMNS, ("seconds", "s/epoch")]:
             table.add_column(header, key=key)
-        table.add_column("s/epoch", key="seconds")
         best = {k: max((r[k] for r in self.rows if isinstance(r.get(k), (int, float))), default=None)
                 for k, _ in COLUMNS}
         for r in self.rows:

@@ -16,8 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Footer, Header, Input, Select, Static, TabbedContent, TabPane
 
-from core.runs import RunInfo, read_json, read_metrics
-from walkless_tui.runindex import RunIndex
+from core.runs import read_json, read_metrics
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import reports_by_epoch
 from walkless_tui.widgets.plots import HistogramPlot
@@ -98,25 +97,13 @@ class EvaluateScreen(WalklessScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "evaluate"
-        self._list_runs()
+        self.list_runs("#eval-run",
+                       lambda r: (r.path / "metrics.jsonl").exists() or (r.path / "best.json").exists(),
+                       lambda r: f"{r.name} ({r.variant}, {r.state})", self.run_dir)
         if self.run_dir is not None:
             self._read_run(self.run_dir)
         else:
             self._show({}, "choose a run")
-
-    @work(thread=True, exit_on_error=False, name="listing runs")
-    def _list_runs(self) -> None:
-        runs = [r for r in RunIndex(self.wapp.runs_dir).scan() if (r.path / "metrics.jsonl").exists()
-                or (r.path / "best.json").exists()]
-        self.from_thread(self._show_runs, runs)
-
-    def _show_runs(self, runs: list[RunInfo]) -> None:
-        select = self.query_one("#eval-run", Select)
-        with self.prevent(Select.Changed):
-            select.set_options([(f"{r.name} ({r.variant}, {r.state})", str(r.path)) for r in runs])
-            same = [r for r in runs if self.run_dir is not None and r.path.resolve() == self.run_dir.resolve()]
-            if same:
-                select.value = str(same[0].path)
 
     @on(Select.Changed, "#eval-run")
     def _run_chosen(self, event: Select.Changed) -> None:
@@ -135,14 +122,11 @@ class EvaluateScreen(WalklessScreen):
 
     def _run_read(self, run_dir: Path, reports: dict, metrics: dict, best: int | None) -> None:
         self.epoch_reports, self.epoch_metrics = reports, metrics
-        select = self.query_one("#eval-epoch", Select)
         epochs = sorted(reports)
-        with self.prevent(Select.Changed):
-            select.set_options([(f"epoch {e}" + (" ★" if e == best else ""), e) for e in epochs])
-            if epochs:
-                select.value = best if best in reports else epochs[-1]
+        self.fill_select("#eval-epoch", [(f"epoch {e}" + (" ★" if e == best else ""), e) for e in epochs],
+                         best if best in reports else epochs[-1] if epochs else None)
         if epochs:
-            self._show_epoch(int(select.value))
+            self._show_epoch(int(self.query_one("#eval-epoch", Select).value))
         else:
             self._show({}, f"{run_dir.name}: no evaluation reports in metrics.jsonl yet (no epoch finished); "
                            f"ctrl+r evaluates its checkpoint if it has one")
@@ -206,8 +190,8 @@ class EvaluateScreen(WalklessScreen):
         for task, title in CLASS_TASKS:
             report = reports.get(task)
             missing = self.query_one(f"#missing-{task}", Static)
-            conf, scores = self.query_one(f"#conf-{task}", ConfusionTable), self.query_one(f"#scores-{task}",
-                                                                                           ClassScoresTable)
+            conf = self.query_one(f"#conf-{task}", ConfusionTable)
+            scores = self.query_one(f"#scores-{task}", ClassScoresTable)
             try:
                 if report is None:
                     raise KeyError(f"no {title} report here")

@@ -16,7 +16,6 @@ from core.report import COLUMNS
 from core.runs import RunInfo, RunState, read_metrics_since
 from walkless_tui.runindex import TextFollower, quick_info
 from walkless_tui.screens.base import WalklessScreen
-from walkless_tui.screens.confirm import ConfirmScreen
 from walkless_tui.screens.runs import STATE_STYLE
 from walkless_tui.series import fmt_duration, fmt_value, loss_series, smooth_for_plot
 from walkless_tui.widgets.plots import CurvePlot
@@ -49,7 +48,6 @@ class MonitorScreen(WalklessScreen):
         self.smoothing = 2  # index into SMOOTHING
         self.log_follower = TextFollower(self.run_dir / "train.log")
         self.launch_follower = TextFollower(launch_log(self.run_dir))
-        self._polling = False
         self._replot = True  # smoothing changed: redraw even without new steps
         self.polls = 0  # completed polls (tests wait on it)
 
@@ -76,32 +74,28 @@ class MonitorScreen(WalklessScreen):
 
     # --- reading ----------------------------------------------------------------------------------
     def poll(self) -> None:
-        if not self._polling:
-            self._polling = True
+        if not self.busy("read"):
             self._read()
 
-    @work(thread=True, exit_on_error=False, name="reading the run")
+    @work(thread=True, group="read", exit_on_error=False, name="reading the run")
     def _read(self) -> None:
-        try:
-            replot, self._replot = self._replot, False
-            info = quick_info(self.run_dir)
-            records, self.metrics_offset = read_metrics_since(self.run_dir, self.metrics_offset)
-            new_losses = loss_series(records)
-            for store, new in ((self.losses, new_losses), (self.losses_t, loss_series(records, x="time"))):
-                for task, (xs, ys) in new.items():
-                    old = store.setdefault(task, ([], []))
-                    old[0].extend(xs)
-                    old[1].extend(ys)
-            new_epochs = [r for r in records if r.get("kind") == "epoch"]
-            self.epochs.extend(new_epochs)
-            curves = None
-            if new_losses or replot:
-                curves = smooth_for_plot(self.plotted_losses(), SMOOTHING[self.smoothing])
-            lines = self.log_follower.read()
-            if not (self.run_dir / "train.log").exists() or (info.message or "").startswith(("resum", "resume")):
-                lines += self.launch_follower.read()  # starting, or died before its log began or its resume ran
-        finally:
-            self._polling = False
+        replot, self._replot = self._replot, False
+        info = quick_info(self.run_dir)
+        records, self.metrics_offset = read_metrics_since(self.run_dir, self.metrics_offset)
+        new_losses = loss_series(records)
+        for store, new in ((self.losses, new_losses), (self.losses_t, loss_series(records, x="time"))):
+            for task, (xs, ys) in new.items():
+                old = store.setdefault(task, ([], []))
+                old[0].extend(xs)
+                old[1].extend(ys)
+        new_epochs = [r for r in records if r.get("kind") == "epoch"]
+        self.epochs.extend(new_epochs)
+        curves = None
+        if new_losses or replot:
+            curves = smooth_for_plot(self.plotted_losses(), SMOOTHING[self.smoothing])
+        lines = self.log_follower.read()
+        if not (self.run_dir / "train.log").exists() or (info.message or "").startswith(("resum", "resume")):
+            lines += self.launch_follower.read()  # starting, or died before its log began or its resume ran
         self.from_thread(self._apply, info, curves, bool(new_epochs) or self.polls == 0, lines)
 
     def _apply(self, info: RunInfo, curves: dict | None, epochs_changed: bool, lines: list[str]) -> None:
@@ -136,10 +130,9 @@ class MonitorScreen(WalklessScreen):
         bar = self.query_one("#monitor-progress", ProgressBar)
         # status.json is written every few steps; the logged losses may be ahead of it (say after a stop)
         step = max([info.step] + [xs[-1] for xs, _ in self.losses.values() if xs])
-        if info.state == RunState.FINISHED and info.total_steps:
-            bar.update(total=info.total_steps, progress=info.total_steps)
-        elif info.total_steps:
-            bar.update(total=info.total_steps, progress=min(step, info.total_steps))
+        if info.total_steps:
+            done = info.total_steps if info.state == RunState.FINISHED else min(step, info.total_steps)
+            bar.update(total=info.total_steps, progress=done)
         times = f"epoch {info.epoch}/{info.epochs or '?'}  step {step}/{info.total_steps or '?'}  " \
                 f"elapsed {fmt_duration(info.elapsed)}  ETA {fmt_duration(info.eta)}"
         self.query_one("#monitor-times", Static).update(times)
@@ -189,30 +182,23 @@ class MonitorScreen(WalklessScreen):
     def action_log_scale(self) -> None:
         plot = self.query_one("#loss-plot", CurvePlot)
         plot.log_y = not plot.log_y
-        self._replot = True
-        self.poll()
+        self.redraw()
 
     def action_x_axis(self) -> None:
         self.x_axis = "time" if self.x_axis == "step" else "step"
-        self._replot = True
-        self.poll()
+        self.redraw()
 
     def action_smooth(self, delta: int) -> None:
         self.smoothing = max(0, min(len(SMOOTHING) - 1, self.smoothing + delta))
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Redraw the losses at the next read, new steps or not (the plot's settings changed)."""
         self._replot = True
         self.poll()
 
     def action_stop(self) -> None:
-        info = self.info
-        if info is not None and not info.state.active:
-            self.notify(f"Run {info.name} is {info.state}, not running.", severity="warning")
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.wapp.stop(self.run_dir)
-
-        self.app.push_screen(ConfirmScreen(f"Stop run {self.run_dir.name} after its current step?"), answered)
+        self.wapp.stop(self.run_dir, self.info.state if self.info else None)
 
     def action_resume(self) -> None:
         self.wapp.resume(self.run_dir, after=self.poll)

@@ -110,7 +110,6 @@ class RunsScreen(WalklessScreen):
         self.query_text = ""
         self._keys: list[str] = []
         self._cells: dict[str, tuple] = {}
-        self._scanning = False
         self.scans = 0  # completed scans (tests wait on it)
 
     def compose(self) -> ComposeResult:
@@ -139,17 +138,13 @@ class RunsScreen(WalklessScreen):
 
     # --- data -----------------------------------------------------------------------------------
     def rescan(self) -> None:
-        if not self._scanning:
-            self._scanning = True
+        if not self.busy("scan"):
             self._scan()
 
-    @work(thread=True, exit_on_error=False, name="reading the runs folder")
+    @work(thread=True, group="scan", exit_on_error=False, name="reading the runs folder")
     def _scan(self) -> None:
-        try:
-            runs = self.index.scan() if self.index else []
-            notes = {r.name: note for r in runs if (note := read_note(r.path))}
-        finally:
-            self._scanning = False
+        runs = self.index.scan() if self.index else []
+        notes = {r.name: note for r in runs if (note := read_note(r.path))}
         self.from_thread(self.show_runs, runs, notes)
 
     def show_runs(self, runs: list[RunInfo], notes: dict[str, str] | None = None) -> None:
@@ -269,16 +264,14 @@ class RunsScreen(WalklessScreen):
         return run
 
     def action_monitor(self) -> None:
-        run = self._need_run()
-        if run:
+        if run := self._need_run():
             self.wapp.open_monitor(run.path)
 
     def action_launch(self) -> None:
         self.wapp.open_launch()
 
     def action_mark(self) -> None:
-        run = self._need_run()
-        if run:
+        if run := self._need_run():
             self.marked ^= {run.name}
             self._cells.pop(run.name, None)
             self._render_table()
@@ -293,12 +286,10 @@ class RunsScreen(WalklessScreen):
         self.wapp.open_table2()
 
     def action_score(self) -> None:
-        run = self.current_run()
-        self.wapp.open_score(run.path if run else None)
+        self.wapp.open_score(run.path if (run := self.current_run()) else None)
 
     def action_evaluate(self) -> None:
-        run = self.current_run()
-        self.wapp.open_evaluate(run.path if run else None)
+        self.wapp.open_evaluate(run.path if (run := self.current_run()) else None)
 
     def action_filter(self) -> None:
         self.query_one("#filter").focus()
@@ -320,23 +311,11 @@ class RunsScreen(WalklessScreen):
         self._render_table()
 
     def action_stop(self) -> None:
-        run = self._need_run()
-        if run is None:
-            return
-        if not run.state.active:
-            self.notify(f"Run {run.name} is {run.state}, not running.", severity="warning")
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.wapp.stop(run.path)
-                self.rescan()
-
-        self.app.push_screen(ConfirmScreen(f"Stop run {run.name} after its current step?"), answered)
+        if run := self._need_run():
+            self.wapp.stop(run.path, run.state, after=self.rescan)
 
     def action_resume(self) -> None:
-        run = self._need_run()
-        if run is not None:
+        if run := self._need_run():
             self.wapp.resume(run.path, after=self.rescan)
 
     def action_note(self) -> None:
@@ -363,8 +342,7 @@ class RunsScreen(WalklessScreen):
 
     def action_clone(self) -> None:
         """The launch form filled with the highlighted run's settings (a new name): a new run from this one."""
-        run = self._need_run()
-        if run is not None:
+        if run := self._need_run():
             self.wapp.open_launch(run.config or {"variant": run.variant})
 
     def action_dismiss_launch(self) -> None:

@@ -13,7 +13,6 @@ from textual.timer import Timer
 from textual.widgets import Button, Footer, Header, Input, Select, Static
 
 from core.runs import RunInfo
-from walkless_tui.runindex import RunIndex
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import display_path
 from walkless_tui.widgets.bars import ScoreBars
@@ -50,37 +49,24 @@ class ScoreScreen(WalklessScreen):
             with Vertical(classes="score-box"):
                 yield Static("sentiment: type a sentence", classes="section-title")
                 yield Input(placeholder="e.g. A lovely film with lovely performances.", id="sentence")
-                yield ScoreBars("", id="sentiment-bars")
+                yield ScoreBars(id="sentiment-bars")
                 yield Static("", id="sentiment-info", classes="latency")
             with Vertical(classes="score-box"):
                 yield Static("paraphrase and similarity: type a pair", classes="section-title")
                 yield Input(placeholder="first sentence", id="pair-a")
                 yield Input(placeholder="second sentence (Enter to score)", id="pair-b")
-                yield ScoreBars("", id="pair-bars")
+                yield ScoreBars(id="pair-bars")
                 yield Static("", id="pair-info", classes="latency")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "score"
-        self._list_runs()
+        self.list_runs("#score-run", has_checkpoint, lambda r: f"{r.name} ({r.variant})", self.run_dir)
         if self.run_dir is not None:
             self.load(self.run_dir)
             self.query_one("#sentence").focus()
         else:
             self.query_one("#score-run").focus()
-
-    @work(thread=True, exit_on_error=False, name="listing runs")
-    def _list_runs(self) -> None:
-        runs = [r for r in RunIndex(self.wapp.runs_dir).scan() if has_checkpoint(r)]
-        self.from_thread(self._show_runs, runs)
-
-    def _show_runs(self, runs: list[RunInfo]) -> None:
-        select = self.query_one("#score-run", Select)
-        with self.prevent(Select.Changed):
-            select.set_options([(f"{r.name} ({r.variant})", str(r.path)) for r in runs])
-            same = [r for r in runs if self.run_dir is not None and r.path.resolve() == self.run_dir.resolve()]
-            if same:
-                select.value = str(same[0].path)
 
     # --- loading ------------------------------------------------------------------------------------
     @on(Select.Changed, "#score-run")
@@ -171,42 +157,33 @@ class ScoreScreen(WalklessScreen):
             timer.stop()
         self._debounce_timers[key] = self.set_timer(DEBOUNCE_S, callback)
 
-    def workers_in_group(self, group: str) -> bool:
-        return any(w.node is self and w.group == group and not w.is_finished for w in self.workers)
-
-    def _need_scorer(self, bars: ScoreBars) -> bool:
+    def _cannot_score(self, kind: str, heads: tuple[str, ...], no_input: str | None) -> bool:
+        """When there is nothing to score (no checkpoint, no head for ``kind``, ``no_input``: what to type),
+        say why in ``kind``'s bars and blank its result line (what an earlier model or input said)."""
         if self.scorer is None:
-            self._clear_info(bars)
-            loading = self.error is None and self.workers_in_group("load")
-            bars.clear_rows("no checkpoint (see above)" if self.error else
-                            "loading the checkpoint…" if loading else "load a checkpoint first")
+            loading = self.error is None and self.busy("load")
+            why = ("no checkpoint (see above)" if self.error else
+                   "loading the checkpoint…" if loading else "load a checkpoint first")
+        elif not set(heads) & set(self.scorer.tasks):
+            what = "sentiment head" if kind == "sentiment" else "pair heads"
+            why = f"this checkpoint has no {what} (heads: {', '.join(self.scorer.tasks)})"
+        elif no_input is not None:
+            why = no_input
+        else:
             return False
-        return True
-
-    def _clear_info(self, bars: ScoreBars) -> None:
-        """Blank the result line under ``bars`` (what an earlier model or input said)."""
-        info = "#sentiment-info" if bars.id == "sentiment-bars" else "#pair-info"
-        self.query_one(info, Static).update("")
-        if bars.id == "sentiment-bars":
+        self.query_one(f"#{kind}-bars", ScoreBars).clear_rows(why)
+        self.query_one(f"#{kind}-info", Static).update("")
+        if kind == "sentiment":
             self.sentiment_result = None
         else:
             self.pair_result = None
+        return True
 
     def _score_sentence(self) -> None:
-        bars = self.query_one("#sentiment-bars", ScoreBars)
         text = self.query_one("#sentence", Input).value.strip()
-        if not self._need_scorer(bars):
-            return
-        task = next((t for t in ("sst", "cfimdb") if t in self.scorer.tasks), None)
-        if task is None:
-            bars.clear_rows(f"this checkpoint has no sentiment head (heads: {', '.join(self.scorer.tasks)})")
-            self._clear_info(bars)
-            return
-        if not text:
-            bars.clear_rows("")
-            self._clear_info(bars)
-            return
-        self._run_sentence(self.scorer, task, text)
+        if not self._cannot_score("sentiment", ("sst", "cfimdb"), None if text else ""):
+            task = next(t for t in ("sst", "cfimdb") if t in self.scorer.tasks)
+            self._run_sentence(self.scorer, task, text)
 
     @work(thread=True, exclusive=True, group="sentence", exit_on_error=False, name="scoring the sentence")
     def _run_sentence(self, scorer, task: str, text: str) -> None:
@@ -225,20 +202,10 @@ class ScoreScreen(WalklessScreen):
             f"{task}: predicted {result['label']} {labels[result['label']]}  ·  {result['ms']:.1f} ms")
 
     def _score_pair(self) -> None:
-        bars = self.query_one("#pair-bars", ScoreBars)
         a = self.query_one("#pair-a", Input).value.strip()
         b = self.query_one("#pair-b", Input).value.strip()
-        if not self._need_scorer(bars):
-            return
-        if not {"para", "sts"} & set(self.scorer.tasks):
-            bars.clear_rows(f"this checkpoint has no pair heads (heads: {', '.join(self.scorer.tasks)})")
-            self._clear_info(bars)
-            return
-        if not (a and b):
-            bars.clear_rows("type both sentences")
-            self._clear_info(bars)
-            return
-        self._run_pair(self.scorer, a, b)
+        if not self._cannot_score("pair", ("para", "sts"), None if a and b else "type both sentences"):
+            self._run_pair(self.scorer, a, b)
 
     @work(thread=True, exclusive=True, group="pair", exit_on_error=False, name="scoring the pair")
     def _run_pair(self, scorer, a: str, b: str) -> None:
@@ -250,13 +217,11 @@ class ScoreScreen(WalklessScreen):
         if (a, b) != (self.query_one("#pair-a", Input).value.strip(), self.query_one("#pair-b", Input).value.strip()):
             return
         self.pair_result = {"a": a, "b": b, **result}
-        rows = []
+        rows, parts = [], []
         if "paraphrase" in result:
             rows.append(("paraphrase probability", result["paraphrase"], 1.0))
+            parts.append("paraphrase" if result["paraphrase"] >= 0.5 else "not a paraphrase")
         if "similarity" in result:
             rows.append(("similarity (0–5)", result["similarity"], 5.0))
         self.query_one("#pair-bars", ScoreBars).set_rows(rows)
-        parts = []
-        if "paraphrase" in result:
-            parts.append("paraphrase" if result["paraphrase"] >= 0.5 else "not a paraphrase")
         self.query_one("#pair-info", Static).update("  ·  ".join([*parts, f"{result['ms']:.1f} ms"]))

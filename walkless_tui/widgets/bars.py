@@ -28,18 +28,15 @@ class ScoreBars(Widget):
         self.empty = empty
         self.rows: list[tuple[str, float, float]] = []  # (label, value, maximum)
         self.highlight: int | None = None
-        self.fmt = "{:.3f}"
 
-    def set_rows(self, rows: list[tuple[str, float, float]], highlight: int | None = None,
-                 fmt: str = "{:.3f}") -> None:
+    def set_rows(self, rows: list[tuple[str, float, float]], highlight: int | None = None) -> None:
         """Show ``(label, value, maximum)`` rows; ``highlight`` = index of the row to emphasize."""
-        self.rows, self.highlight, self.fmt = rows, highlight, fmt
+        self.rows, self.highlight = rows, highlight
         self.refresh(layout=True)
 
-    def clear_rows(self, message: str | None = None) -> None:
-        self.rows = []
-        if message is not None:
-            self.empty = message
+    def clear_rows(self, message: str) -> None:
+        """No rows: ``message`` in their place."""
+        self.rows, self.empty = [], message
         self.refresh(layout=True)
 
     def get_content_height(self, container, viewport, width: int) -> int:
@@ -58,5 +55,5 @@ class ScoreBars(Widget):
             top = i == self.highlight
             t.add_row(Text(label, style="bold" if top else ""),
                       score_bar(value, maximum, width, "bold green" if top else "cyan"),
-                      Text(self.fmt.format(value), style="bold" if top else ""))
+                      Text(f"{value:.3f}", style="bold" if top else ""))
         return t
