@@ -20,7 +20,7 @@ from walkless_tui.screens.runs import STATE_STYLE
 from walkless_tui.series import fmt_duration, fmt_value, loss_series, smooth_for_plot
 from walkless_tui.widgets.plots import CurvePlot
 
-HEADERS = {"sst/acc": "SST acc", "para/acc": "Quora acc", "sts/pearson": "STS r", "cfimdb/acc": "CFIMDB acc"}
+HEADERS = {**dict(COLUMNS), "cfimdb/acc": "CFIMDB acc"}
 SMOOTHING = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99]
 
 
