@@ -32,6 +32,7 @@ def rand_like_forward(self: Dropout, x: torch.Tensor) -> torch.Tensor:
 
 
 def mask_ms(fn, x: torch.Tensor, repeats: int = 20) -> float:
+    """Mean ms of ``fn(x)`` over ``repeats`` calls after one untimed call."""
     fn(x)
     t0 = time.perf_counter()
     for _ in range(repeats):
@@ -57,8 +58,9 @@ def main() -> None:
     tok = load_tokenizer(enc)
     data = tokenize(read_examples(task_file(data_dir, "sst", "train"), "sst")[: (a.steps + 4) * 32], "sst", tok)
     with tempfile.TemporaryDirectory(prefix="walkless-dropout-") as tmp:
+        forwards = {"lanes": LANES, "rand_like": rand_like_forward}
         trainers = {name: bench._make_trainer(cfg, "finetune", enc, data_dir, tok, data, Path(tmp) / name)
-                    for name in ("lanes", "rand_like")}
+                    for name in forwards}
         batches = bench._our_batches(trainers["lanes"], 0, a.steps + 4)
 
         def step(name: str, forward):
@@ -68,8 +70,7 @@ def main() -> None:
                 Dropout.forward = LANES
             return run
 
-        sides = {"lanes": (step("lanes", LANES), batches, trainers["lanes"].flush_losses),
-                 "rand_like": (step("rand_like", rand_like_forward), batches, trainers["rand_like"].flush_losses)}
+        sides = {name: (step(name, fwd), batches, trainers[name].flush_losses) for name, fwd in forwards.items()}
         bench._interleave({k: (s, b[:4], f) for k, (s, b, f) in sides.items()})  # warm-up
         secs, steal = bench._interleave({k: (s, b[4:], f) for k, (s, b, f) in sides.items()})
     n = len(batches) - 4

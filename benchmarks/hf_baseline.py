@@ -24,6 +24,7 @@ from transformers import BertModel, BertTokenizerFast
 
 
 def read_sst(path: Path) -> tuple[list[str], list[int]]:
+    """The sentences and 0..4 labels of an SST file, damaged rows skipped."""
     texts, labels = [], []
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f, delimiter="\t"):
@@ -64,6 +65,28 @@ def parse(p: argparse.ArgumentParser) -> argparse.Namespace:
     return a
 
 
+def read_data(a: argparse.Namespace) -> tuple[list[str], list[int], list[str], list[int]]:
+    """SST train (its first ``--max-train`` sentences when given) and dev: texts and labels of each."""
+    train_x, train_y = read_sst(Path(a.data_dir) / "ids-sst-train.csv")
+    dev_x, dev_y = read_sst(Path(a.data_dir) / "ids-sst-dev.csv")
+    n = a.max_train or None
+    return train_x[:n], train_y[:n], dev_x, dev_y
+
+
+def save_and_report(a: argparse.Namespace, bert: nn.Module, head: nn.Module, accuracy: float,
+                    times: tuple[float, float, float], speed: str) -> None:
+    """Save the encoder and head into ``--out``, then print the dev accuracy and where the seconds went;
+    ``times`` are the start, the start of training and its end, ``speed`` ends the last line."""
+    t_start, t_train, t_eval = times
+    t_save = time.perf_counter()
+    bert.save_pretrained(a.out)
+    save_file(head.state_dict(), str(Path(a.out) / "head.safetensors"))
+    t_end = time.perf_counter()
+    print(f"dev accuracy {accuracy:.4f}")
+    print(f"seconds: total {t_end - t_start:.1f} (start-up {t_train - t_start:.1f}, train {t_eval - t_train:.1f}, "
+          f"eval {t_save - t_eval:.1f}, save {t_end - t_save:.1f}); {speed}")
+
+
 def main() -> None:
     t_start = time.perf_counter()
     p = script_args(__doc__.splitlines()[0], lr=1e-5, out="hf-baseline-model")
@@ -79,10 +102,7 @@ def main() -> None:
     dropout = nn.Dropout(a.dropout)
     optimizer = torch.optim.AdamW(list(bert.parameters()) + list(head.parameters()), lr=a.lr, weight_decay=0.0)
 
-    train_x, train_y = read_sst(Path(a.data_dir) / "ids-sst-train.csv")
-    dev_x, dev_y = read_sst(Path(a.data_dir) / "ids-sst-dev.csv")
-    if a.max_train:
-        train_x, train_y = train_x[: a.max_train], train_y[: a.max_train]
+    train_x, train_y, dev_x, dev_y = read_data(a)
 
     def logits(texts: list[str]) -> torch.Tensor:
         enc = tokenizer(texts, padding=True, truncation=True, max_length=512, return_tensors="pt")
@@ -110,14 +130,9 @@ def main() -> None:
         for s in range(0, len(dev_x), a.batch_size):
             pred = logits(dev_x[s:s + a.batch_size]).argmax(-1)
             correct += (pred == torch.tensor(dev_y[s:s + a.batch_size])).sum().item()
-    t_save = time.perf_counter()
-    bert.save_pretrained(a.out)
-    save_file(head.state_dict(), str(Path(a.out) / "head.safetensors"))
-    t_end = time.perf_counter()
-    print(f"dev accuracy {correct / len(dev_x):.4f}")
-    print(f"seconds: total {t_end - t_start:.1f} (start-up {t_train - t_start:.1f}, train {t_eval - t_train:.1f}, "
-          f"eval {t_save - t_eval:.1f}, save {t_end - t_save:.1f}); {len(train_x) * a.epochs / (t_eval - t_train):.1f} "
-          f"train sentences/s; threads {torch.get_num_threads()}")
+    save_and_report(a, bert, head, correct / len(dev_x), (t_start, t_train, t_eval),
+                    f"{len(train_x) * a.epochs / (t_eval - t_train):.1f} train sentences/s; "
+                    f"threads {torch.get_num_threads()}")
 
 
 if __name__ == "__main__":

@@ -18,12 +18,10 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hf_baseline import parse, read_sst, script_args  # the same folder: run as a script, it is on the path
-from safetensors.torch import save_file
+from hf_baseline import parse, read_data, save_and_report, script_args  # a sibling script, on sys.path
 from torch import nn
 from transformers import BertModel, BertTokenizerFast
 
@@ -74,10 +72,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0, fused=True)
     amp = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
 
-    train_x, train_y = read_sst(Path(a.data_dir) / "ids-sst-train.csv")
-    dev_x, dev_y = read_sst(Path(a.data_dir) / "ids-sst-dev.csv")
-    if a.max_train:
-        train_x, train_y = train_x[: a.max_train], train_y[: a.max_train]
+    train_x, train_y, dev_x, dev_y = read_data(a)
     train_ids = tokenizer(train_x, truncation=True, max_length=512)["input_ids"]
     dev_ids = tokenizer(dev_x, truncation=True, max_length=512)["input_ids"]
     lengths = [len(x) for x in train_ids]
@@ -116,14 +111,9 @@ def main() -> None:
             b = order[s:s + 128]
             pred = logits([dev_ids[i] for i in b]).argmax(-1).cpu()
             correct += sum(int(pred[j]) == dev_y[i] for j, i in enumerate(b))
-    t_save = time.perf_counter()
-    bert.save_pretrained(a.out)
-    save_file(head.state_dict(), str(Path(a.out) / "head.safetensors"))
-    t_end = time.perf_counter()
-    print(f"dev accuracy {correct / len(dev_x):.4f}")
-    print(f"seconds: total {t_end - t_start:.1f} (start-up {t_train - t_start:.1f}, train {t_eval - t_train:.1f}, "
-          f"eval {t_save - t_eval:.1f}, save {t_end - t_save:.1f}); {tokens / (t_eval - t_train):.0f} train "
-          f"tokens/s; device {device}{' bf16' if a.bf16 else ''}; threads {torch.get_num_threads()}")
+    save_and_report(a, bert, head, correct / len(dev_x), (t_start, t_train, t_eval),
+                    f"{tokens / (t_eval - t_train):.0f} train tokens/s; device {device}{' bf16' if a.bf16 else ''}; "
+                    f"threads {torch.get_num_threads()}")
 
 
 if __name__ == "__main__":

@@ -1,25 +1,18 @@
 """``walkless bench``: training throughput, SMART step cost, scoring latency and MFU, side by side in one run.
 
-Everything is measured in one process, on the same weights, data, batch size and thread count:
+Everything is measured in one process, on the same weights, data, batch size and thread count (the method
+and the latest figures: benchmarks/README.md):
 
-1. Training throughput of our ``Trainer`` against two loops over ``transformers.BertModel`` (``HFLoop``) with
-   the same pooling + dropout + linear head: the **expert** loop (the headline: tokenized once, length-grouped
-   batches as the HF Trainer's ``group_by_length``, no pooler, fused AdamW, no host sync per step) and the
-   **naive** loop (file order, batches padded by the tokenizer, the for-loop AdamW, ``loss.item()`` each
-   step). All train on the same ``batches × batch_size`` training examples (``epoch_sample``: batches as a whole
-   epoch's length grouping forms them, so padding is an epoch's), from the same weights (the
-   pre-trained encoder and a copy of our randomly initialised head). Steps alternate (expert, naive, ours,
-   ...) so that load from other processes hits all alike; each round is one pass over the examples per side;
-   ``warmup`` steps of each side run before any timing.
-2. The cost of a SMART step (adversarial + Bregman terms, ``core.smart``) relative to a plain step of our
-   trainer, on the same batches, steps alternating: the report's algorithm and the opt-in fast mode.
-3. Scoring latency once a checkpoint is loaded (``Scorer.sentiment`` on one sentence, ``Scorer.pair``
-   on one pair): median and p95 over ``latency_samples`` calls on dev sentences. A call during which the
-   hypervisor took CPU from this machine (``steal`` in ``/proc/stat``) is timed again, up to twice; the
-   first timings of all calls are kept as ``raw_*`` and the retimed calls are counted.
-4. Model FLOP utilization: useful training FLOPs per second over two peaks: the fp32 matmul rate measured in
-   the same run (best of 2048² and 3072² matmuls on the same threads) and the CPU's theoretical FMA peak
-   (cores × clock × FLOP per cycle, ``fma_peak``). Scoring targets are judged on the raw p95.
+1. Training throughput of our ``Trainer`` against the expert and the naive loop over ``transformers.BertModel``
+   (``HFLoop``), on the examples of ``batches`` epoch-grouped batches (``epoch_sample``), all from the same
+   weights; ``warmup`` untimed steps each, then steps alternating (expert, naive, ours, ...) so that load from
+   other processes hits all alike, one pass over the examples per side per round.
+2. The cost of a SMART step (``core.smart``) relative to a plain step of our trainer, on the same batches,
+   steps alternating: the report's algorithm and the opt-in fast mode.
+3. Scoring latency once a checkpoint is loaded (``Scorer.sentiment``, ``Scorer.pair``): median and p95 over
+   ``latency_samples`` calls on dev sentences (``time_calls``; the targets are judged on the raw p95).
+4. Model FLOP utilization: useful training FLOPs per second over the fp32 matmul rate measured in the same
+   run (``matmul_peak``) and over the CPU's theoretical FMA peak (``fma_peak``).
 5. Optionally (``eval_dev``), the wall time of tokenizing and evaluating the SST, Quora and STS dev sets.
 
 Useful FLOPs (``train_flops``) count matmuls on non-padding tokens only. For a sentence of L real tokens,
@@ -32,8 +25,8 @@ term is QKᵀ and AV: 2 · 2 · L² · C forward, × 3 for training. The task he
 Biases, embedding lookups, LayerNorm, softmax, GELU, dropout and the optimizer are not counted: they are
 the overhead that MFU exposes. A pair task would count both sentences.
 
-On a virtual machine the host may run other guests on this machine's CPUs ("steal" time). Every stage
-records the steal seconds during its timing (``steal_s``), so a slow figure can be told from a stolen one.
+Every stage records the seconds the hypervisor gave this machine's CPUs to other guests during its timing
+(``steal_s``), so a slow figure can be told from a stolen one.
 """
 
 from __future__ import annotations
@@ -42,6 +35,7 @@ import json
 import logging
 import os
 import platform
+import random
 import statistics
 import tempfile
 import time
@@ -55,7 +49,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, SmartConfig, TrainConfig, opt
-from core.data import TASKS, TaskData, demo_data_dir, load_task, pad_ids, read_examples, task_file, tokenize
+from core.data import TASKS, TaskData, batch_indices, load_task, pad_ids, read_examples, task_file, tokenize
+from core.model import BertConfig
+from core.multitask import pool
 
 log = logging.getLogger("walkless.bench")
 
@@ -97,22 +93,17 @@ class BenchConfig:
 
 
 # --- FLOPs and the peak ---------------------------------------------------------------------------------
-def matmul_params(C: int, intermediate: int) -> int:
-    """Weights used in matmuls by one encoder layer: Q, K, V, attention output, FFN in and out."""
-    return 4 * C * C + 2 * C * intermediate
+def inference_flops(lengths: list[int], config: BertConfig) -> int:
+    """Forward-only matmul FLOPs of this encoder over sentences with these real lengths (heads left out)."""
+    C, intermediate = config.hidden_size, config.intermediate_size
+    P = 4 * C * C + 2 * C * intermediate  # weights in matmuls: Q, K, V, attention output; FFN in and out
+    return config.num_hidden_layers * sum(2 * P * L + 4 * L * L * C for L in lengths)
 
 
-def train_flops(lengths: list[int], layers: int, C: int, intermediate: int, head_params: int) -> int:
-    """Useful training FLOPs of one pass over sentences with these real lengths (module docstring)."""
-    P = matmul_params(C, intermediate)
-    per_layer = sum(6 * P * L + 12 * L * L * C for L in lengths)
-    return layers * per_layer + 6 * head_params * len(lengths)
-
-
-def inference_flops(lengths: list[int], layers: int, C: int, intermediate: int) -> int:
-    """Forward-only encoder FLOPs (a third of ``train_flops``' per-layer terms; heads left out)."""
-    P = matmul_params(C, intermediate)
-    return layers * sum(2 * P * L + 4 * L * L * C for L in lengths)
+def train_flops(lengths: list[int], config: BertConfig, head_params: int) -> int:
+    """Useful training FLOPs of one pass over sentences with these real lengths (module docstring): three
+    times the forward's (forward, backward for the inputs, backward for the weights), plus the head's."""
+    return 3 * inference_flops(lengths, config) + 6 * head_params * len(lengths)
 
 
 def matmul_peak(sizes: tuple[int, ...] = (2048, 3072), repeats: int = 5) -> float:
@@ -128,19 +119,26 @@ def matmul_peak(sizes: tuple[int, ...] = (2048, 3072), repeats: int = 5) -> floa
     return best
 
 
-def fma_peak(threads: int, cpuinfo: str | None = None) -> dict:
-    """The CPU's theoretical fp32 peak for ``threads`` cores: cores × clock × FLOP per cycle, from
-    ``/proc/cpuinfo``. FLOP per cycle = 2 FMA pipes × fp32 lanes × 2: AVX-512 64, AVX2 + FMA 32, AVX 16, else 8;
-    AMD before Zen 5 (family < 26) runs AVX-512 on 256-bit pipes, so 32 there."""
-    if cpuinfo is None:
+def _cpuinfo(text: str | None = None) -> dict[str, str]:
+    """The first value of each field of ``/proc/cpuinfo`` (or of ``text``, in its format); {} where unreadable."""
+    if text is None:
         try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
+            text = Path("/proc/cpuinfo").read_text()
         except OSError:
-            cpuinfo = ""
+            text = ""
     info: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
+    for line in text.splitlines():
         key, _, value = line.partition(":")
         info.setdefault(key.strip(), value.strip())
+    return info
+
+
+def fma_peak(threads: int, cpuinfo: str | None = None) -> dict:
+    """The CPU's theoretical fp32 peak for ``threads`` cores: cores × clock × FLOP per cycle, from
+    ``/proc/cpuinfo`` (or ``cpuinfo``, its text). FLOP per cycle = 2 FMA pipes × fp32 lanes × 2: AVX-512 64,
+    AVX2 + FMA 32, AVX 16, else 8; AMD before Zen 5 (family < 26) runs AVX-512 on 256-bit pipes, so 32 there.
+    Returns gflops (0.0 when the clock is unknown), cores, ghz and flop_per_cycle."""
+    info = _cpuinfo(cpuinfo)
     flags = set(info.get("flags", "").split())
     mhz = float(info.get("cpu MHz") or 0)
     half_width = info.get("vendor_id") == "AuthenticAMD" and int(info.get("cpu family") or 0) < 26
@@ -208,15 +206,12 @@ class HFLoop:
     def batches_for(self, seed: int, batch_size: int) -> list[list[int]]:
         """The expert's batches: shuffled, sorted by length within windows of 50 batches, batch order shuffled;
         the naive loop's: file order."""
-        import random
-
-        from core.data import batch_indices
-
         if not self.expert:
             return [list(range(s, min(s + batch_size, len(self.texts)))) for s in range(0, len(self.texts), batch_size)]
         return batch_indices([len(x) for x in self.ids], batch_size, True, random.Random(seed), bucket=True)
 
     def _inputs(self, idx: list[int]) -> dict[str, torch.Tensor]:
+        """The batch's input_ids and attention_mask: padded by the tokenizer (naive) or from the ids (expert)."""
         if not self.expert:
             return self.tok([self.texts[i] for i in idx], padding=True, truncation=True, max_length=512,
                             return_tensors="pt")
@@ -224,13 +219,9 @@ class HFLoop:
         return {"input_ids": input_ids, "attention_mask": mask}
 
     def step(self, idx: list[int]) -> None:
+        """One optimizer step on the examples at ``idx``."""
         enc = self._inputs(idx)
-        h = self.bert(**enc).last_hidden_state  # (B, T, C)
-        if self.pooling == "cls":
-            x = h[:, 0]
-        else:
-            m = enc["attention_mask"].unsqueeze(-1).float()
-            x = (h * m).sum(1) / m.sum(1)
+        x = pool(self.bert(**enc).last_hidden_state, enc["attention_mask"], self.pooling)  # (B, C)
         loss = F.cross_entropy(self.head(self.drop(x)), self.labels[idx])
         self.opt.zero_grad()
         loss.backward()
@@ -242,7 +233,7 @@ class HFLoop:
 
 
 # --- pieces of the run -----------------------------------------------------------------------------------
-Side = tuple[Callable[[list[int]], Any], list[list[int]], Callable[[], Any] | None]
+Side = tuple[Callable[[list[int]], Any], list[list[int]], Callable[[], Any]]  # step, its batches, finish
 
 
 def _interleave(sides: dict[str, Side]) -> tuple[dict[str, float], float]:
@@ -258,15 +249,15 @@ def _interleave(sides: dict[str, Side]) -> tuple[dict[str, float], float]:
                 step(batches[i])
                 secs[name] += time.perf_counter() - t0
     for name, (_, _, finish) in sides.items():
-        if finish is not None:
-            t0 = time.perf_counter()
-            finish()
-            secs[name] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        finish()
+        secs[name] += time.perf_counter() - t0
     return secs, steal_s() - steal0
 
 
 def _make_trainer(cfg: BenchConfig, variant: str, encoder_dir: Path, data_dir: Path, tok, data: TaskData,
-                  run_dir: Path, smart: Any = None):
+                  run_dir: Path, smart: SmartConfig | None = None):
+    """Our ``Trainer`` for ``variant`` on ``data`` with the benchmark's options, writing into ``run_dir``."""
     from core.setup import Setup
     from core.trainer import Trainer
     from core.variants import parse_variant
@@ -282,7 +273,16 @@ def _make_trainer(cfg: BenchConfig, variant: str, encoder_dir: Path, data_dir: P
 
 
 def _step_fn(trainer, task: str) -> Callable[[list[int]], None]:
+    """A step of our trainer on one batch of ``task`` (indices into its training data)."""
     return lambda idx: trainer.iteration([(task, idx)])
+
+
+def _warm_up(trainer, cfg: BenchConfig) -> None:
+    """``cfg.warmup`` untimed steps of our trainer, from its own plan, and the host sync that ends them."""
+    step = _step_fn(trainer, cfg.task)
+    for b in _our_batches(trainer, 0, cfg.warmup):
+        step(b)
+    trainer.flush_losses()
 
 
 def _our_batches(trainer, epoch: int, n: int) -> list[list[int]]:
@@ -293,12 +293,8 @@ def _our_batches(trainer, epoch: int, n: int) -> list[list[int]]:
 def epoch_sample(examples: list, tok, cfg: BenchConfig) -> tuple[list, TaskData]:
     """``cfg.batches`` batches' worth of examples as a whole epoch's length grouping would batch them (windows of
     50 batches over the full training set), in file order, and their tokenized data. A plain prefix of the file
-    would be one window of a few batches: sorting it leaves far more padding (SST: 17 % at 320 sentences) than an
-    epoch's grouped batches do (3 %), which flatters a side that skips padding."""
-    import random
-
-    from core.data import batch_indices
-
+    would be one window of a few batches: sorting it leaves far more padding than an epoch's grouped batches do
+    (benchmarks/README.md), which flatters a side that skips padding."""
     data = tokenize(examples, cfg.task, tok)
     batches = batch_indices(data.lengths, cfg.batch_size, True, random.Random(cfg.seed), bucket=True)[: cfg.batches]
     idx = sorted(i for b in batches for i in b)
@@ -310,30 +306,26 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
     returns (results, our trainer)."""
     from core.encoders import default_pooling
 
-    spec = TASKS[cfg.task]
     examples, data = epoch_sample(read_examples(task_file(data_dir, cfg.task, "train"), cfg.task), tok, cfg)
     n = len(examples)
     ours = _make_trainer(cfg, "finetune", encoder_dir, data_dir, tok, data, work / "ours")
     head = getattr(ours.model, f"{cfg.task}_classifier")
-    loops = {name: HFLoop(encoder_dir, [e.texts[0] for e in examples], data.labels, spec.num_classes,
+    loops = {name: HFLoop(encoder_dir, [e.texts[0] for e in examples], data.labels, TASKS[cfg.task].num_classes,
                           ours.model.heads.pooling or default_pooling(encoder_dir), cfg.dropout, cfg.lr,
                           ours.config.weight_decay, {k: v.detach().clone() for k, v in head.state_dict().items()},
                           expert=name == "expert") for name in ("expert", "naive")}
-    step = _step_fn(ours, cfg.task)
     for loop in loops.values():
         for b in loop.batches_for(cfg.seed, cfg.batch_size)[: cfg.warmup]:
             loop.step(b)
         loop.finish()
-    for b in _our_batches(ours, 0, cfg.warmup):
-        step(b)
-    ours.flush_losses()
+    _warm_up(ours, cfg)
     rounds, batches = [], {}
     steps = len(loops["naive"].batches_for(0, cfg.batch_size))
     for r in range(cfg.rounds):
         batches = {name: loop.batches_for(cfg.seed + r + 1, cfg.batch_size) for name, loop in loops.items()}
         batches["ours"] = _our_batches(ours, r + 1, steps)
         secs, steal = _interleave({**{name: (loop.step, batches[name], loop.finish) for name, loop in loops.items()},
-                                   "ours": (step, batches["ours"], ours.flush_losses)})
+                                   "ours": (_step_fn(ours, cfg.task), batches["ours"], ours.flush_losses)})
         rounds.append({**{f"{k}_s": round(v, 3) for k, v in secs.items()},
                        "speedup": round(secs["expert"] / secs["ours"], 3),
                        "speedup_naive": round(secs["naive"] / secs["ours"], 3),
@@ -342,10 +334,7 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
                  secs["naive"], secs["ours"], secs["expert"] / secs["ours"])
     tokens = sum(data.lengths)
     total = {k: sum(x[f"{k}_s"] for x in rounds) for k in ("expert", "naive", "ours")}
-    cfg_b = ours.model.config
-    head_params = sum(p.numel() for p in head.parameters() if p.dim() == 2)
-    flops = train_flops(data.lengths, cfg_b.num_hidden_layers, cfg_b.hidden_size, cfg_b.intermediate_size,
-                        head_params)
+    flops = train_flops(data.lengths, ours.model.config, sum(p.numel() for p in head.parameters() if p.dim() == 2))
 
     def side(name: str) -> dict:
         padded = sum(len(b) * max(data.lengths[i] for i in b) for b in batches[name])
@@ -373,9 +362,7 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
     sides = {"plain": plain_trainer}
     for name, sc in (("smart", SmartConfig()), ("fast", SmartConfig.fast())):
         sides[name] = _make_trainer(cfg, "finetune+smart", encoder_dir, data_dir, tok, data, work / name, sc)
-        for b in _our_batches(sides[name], 0, cfg.warmup):
-            _step_fn(sides[name], cfg.task)(b)
-        sides[name].flush_losses()
+        _warm_up(sides[name], cfg)
     rounds = []
     for r in range(cfg.rounds):
         batches = _our_batches(plain_trainer, 100 + r, cfg.smart_batches)
@@ -389,9 +376,7 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
                  secs["smart"], secs["smart"] / secs["plain"], secs["fast"], secs["fast"] / secs["plain"])
     total = {k: sum(x[f"{k}_s"] for x in rounds) for k in sides}
     steps = cfg.rounds * len(batches)
-    return {"plain_step_ms": round(1e3 * total["plain"] / steps, 1),
-            "smart_step_ms": round(1e3 * total["smart"] / steps, 1),
-            "fast_step_ms": round(1e3 * total["fast"] / steps, 1),
+    return {**{f"{k}_step_ms": round(1e3 * total[k] / steps, 1) for k in sides},
             "ratio": round(total["smart"] / total["plain"], 3), "fast_ratio": round(total["fast"] / total["plain"], 3),
             "steal_s": round(sum(x["steal_s"] for x in rounds), 2),
             # forward-pass units F (backward 2F, ascent backward 1F) over a plain step's 3F: see core/smart.py
@@ -466,8 +451,7 @@ def bench_eval(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
     evaluate(model, dev)
     t2, steal = time.perf_counter(), steal_s() - steal0
     lengths = [len(x) for d in dev.values() for side in (d.tokens_a, d.tokens_b or []) for x in side]
-    c = model.config
-    flops = inference_flops(lengths, c.num_hidden_layers, c.hidden_size, c.intermediate_size)
+    flops = inference_flops(lengths, model.config)
     return {"seconds": round(t2 - t0, 2), "tokenize_s": round(t1 - t0, 2), "evaluate_s": round(t2 - t1, 2),
             "examples": {t: len(d) for t, d in dev.items()}, "sentences": len(lengths), "tokens": sum(lengths),
             "sentences_per_s": round(len(lengths) / (t2 - t1), 1),
@@ -478,14 +462,7 @@ def bench_eval(cfg: BenchConfig, ckpt: Path, data_dir: Path) -> dict:
 # --- the whole run -----------------------------------------------------------------------------------------
 def machine() -> dict:
     """Where a measurement ran: CPU model, cores, torch and its threads, GPU if any, Python."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = _cpuinfo().get("model name") or platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "torch": torch.__version__,
             "gpu": gpu, "python": platform.python_version()}
@@ -526,6 +503,8 @@ def run_bench(cfg: BenchConfig, command: str | None = None) -> dict:
 
 
 def _run(cfg: BenchConfig, command: str | None) -> dict:
+    """``run_bench`` once the thread count is set: every stage in a temporary work folder."""
+    from core.data import demo_data_dir
     from core.encoders import load_tokenizer, resolve_encoder
 
     encoder_dir = resolve_encoder(cfg.encoder)
@@ -573,10 +552,8 @@ def print_bench(res: dict) -> None:
     t = Table(title=f"walkless bench: {m['cpu']}, {m['threads']} threads, torch {m['torch']}, "
                     f"load {res['load_before'][0]:.2f} -> {res['load_after'][0]:.2f}")
     t.add_column("measure")
-    t.add_column("ours", justify="right")
-    t.add_column("expert loop", justify="right")
-    t.add_column("naive loop", justify="right")
-    t.add_column("target", justify="right")
+    for name in ("ours", "expert loop", "naive loop", "target"):
+        t.add_column(name, justify="right")
     tg = res["targets"]
 
     def mark(k: str) -> str:

@@ -13,6 +13,7 @@ against its manifest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from core.encoders import CheckpointError, load_tokenizer
+from core.encoders import CheckpointError, load_tokenizer, read_safetensors
 from core.model import BertConfig, BertModel
 from core.multitask import HeadConfig, MultitaskBert
 from core.runs import checkpoint_path, copy_tokenizer, read_json, write_json_atomic
@@ -78,6 +79,7 @@ def unpack_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
 # --- writing ------------------------------------------------------------------------------------------
 
 def _sha256(path: Path) -> str:
+    """The file's SHA-256 as hex, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -86,20 +88,18 @@ def _sha256(path: Path) -> str:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
+    """Flush a folder's entries (a rename) to disk where the system allows it (not on Windows)."""
+    with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return  # not supported (Windows)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _write_files(tmp: Path, model: MultitaskBert, meta: dict, tokenizer_dir: Path,
                  extra: dict[str, torch.Tensor] | None, extra_meta: dict | None) -> None:
+    """Every file of a checkpoint (``save_checkpoint``'s arguments), the manifest last, all synced to disk."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     save_file(state, str(tmp / "model.safetensors"))
     (tmp / "config.json").write_text(json.dumps({**model.config.to_dict(), "model_type": "bert"}, indent=2))
@@ -132,14 +132,12 @@ def save_checkpoint(run_dir: Path, name: str, model: MultitaskBert, meta: dict[s
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         _write_files(tmp, model, meta, tokenizer_dir, extra, extra_meta)
+        old = ckpts / f".old-{name}-{os.getpid()}"
         if final.exists():  # re-saving a step after a resume: move the old one aside, never delete first
-            old = ckpts / f".old-{name}-{os.getpid()}"
             shutil.rmtree(old, ignore_errors=True)
             os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
         _fsync_dir(ckpts)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -191,19 +189,10 @@ def verify_checkpoint(folder: Path, hashes: bool = True) -> None:
             raise CheckpointError(f"{f}: content does not match its SHA-256 in {MANIFEST} (corrupt)")
 
 
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
-    try:
-        return load_file(str(path))
-    except Exception as e:  # safetensors raises several types for a truncated or corrupt file
-        raise CheckpointError(f"{path}: truncated or corrupt ({e})") from e
-
-
 def load_model_weights(model: MultitaskBert, folder: Path) -> None:
     """Copy ``folder/model.safetensors`` into ``model``; every weight must be there with its shape."""
     weights = folder / "model.safetensors"
-    sd = _read_tensors(weights)
+    sd = read_safetensors(weights)
     own = model.state_dict()
     bad = [k for k in own if k not in sd or sd[k].shape != own[k].shape]
     if bad:
@@ -217,7 +206,7 @@ def read_trainer_state(folder: Path) -> dict[str, Any]:
     tree = read_json(folder / STATE_JSON)
     if not isinstance(tree, dict):
         raise CheckpointError(f"{folder / STATE_JSON}: missing or unreadable (was this checkpoint saved for resuming?)")
-    state = unpack_state(tree, _read_tensors(folder / STATE_TENSORS))
+    state = unpack_state(tree, read_safetensors(folder / STATE_TENSORS))
     if state.get("format") != FORMAT:
         raise CheckpointError(f"{folder / STATE_JSON}: format {state.get('format')!r}, expected {FORMAT}")
     return state

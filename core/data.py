@@ -40,6 +40,10 @@ class TaskSpec:
     def is_pair(self) -> bool:
         return len(self.text_columns) == 2
 
+    def columns(self, labeled: bool) -> tuple[str, ...]:
+        """The columns a row needs: id, the text columns, and the label column when ``labeled``."""
+        return ("id", *self.text_columns) + ((self.label_column,) if labeled else ())
+
     def parse_label(self, raw: str) -> float | int:
         """Label text -> value; ``ValueError`` when unparsable or out of range (the message is the kind of
         problem, naming the label column; ``read_examples`` counts rows by it)."""
@@ -68,6 +72,7 @@ SPLITS = ("train", "dev", "test-student")
 
 
 def task_file(data_dir: str | Path, task: str, split: str) -> Path:
+    """The path of a task's split in a CS224N data folder, e.g. ``data/ids-sst-dev.csv``."""
     return Path(data_dir) / f"{TASKS[task].stem}-{split}.csv"
 
 
@@ -79,11 +84,16 @@ class Example:
     row: int  # line number in the file, for messages
 
 
+def _non_utf8(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (read back as surrogate escapes)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
 def _row_problem(row: dict, spec: TaskSpec, labeled: bool) -> str | None:
+    """What makes a csv row unusable (its label aside), or None; the text is how ``read_examples`` counts it."""
     if None in row:
         return "extra columns"
-    cols = ("id", *spec.text_columns) + ((spec.label_column,) if labeled else ())
-    for c in cols:
+    for c in spec.columns(labeled):
         v = row.get(c)
         if v is None:
             return "missing columns"
@@ -91,7 +101,7 @@ def _row_problem(row: dict, spec: TaskSpec, labeled: bool) -> str | None:
             return f"empty {c}"
         if "\n" in v or "\t" in v:
             return f"broken quoting in {c}"
-        if any("\udc80" <= ch <= "\udcff" for ch in v):
+        if _non_utf8(v):
             return f"non-UTF-8 bytes in {c}"
     return None
 
@@ -112,19 +122,18 @@ def read_examples(path: str | Path, task: str, labeled: bool | None = None) -> l
     examples: list[Example] = []
     skipped: Counter[str] = Counter()
     first_bad: dict[str, str] = {}
-    reader = None
+    reader = csv.DictReader(fp, delimiter="\t")
     try:
         with fp:
-            reader = csv.DictReader(fp, delimiter="\t")
             header = reader.fieldnames or []
             if not header:
                 raise DataError(f"{path}: empty file (expected a tab-separated header row)")
             if labeled is None:
                 labeled = spec.label_column in header
-            for c in ("id", *spec.text_columns) + ((spec.label_column,) if labeled else ()):
+            for c in spec.columns(labeled):
                 if c not in header:
                     hint = " (is the file tab-separated?)" if len(header) == 1 else ""
-                    if any("\udc80" <= ch <= "\udcff" for h in header for ch in h):
+                    if any(_non_utf8(h) for h in header):
                         hint = " (the header has non-UTF-8 bytes)"
                     raise DataError(f"{path}: missing column {c!r}; header has {header}{hint}")
             for row in reader:
@@ -143,8 +152,7 @@ def read_examples(path: str | Path, task: str, labeled: bool | None = None) -> l
                 texts = tuple(row[c].strip() for c in spec.text_columns)
                 examples.append(Example(row["id"].strip(), texts, label, reader.line_num))
     except csv.Error as e:  # e.g. a field past csv's size limit: a quote never closed
-        line = reader.line_num if reader is not None else 1
-        raise DataError(f"{path}: line {line}: unreadable as tab-separated text ({e})") from e
+        raise DataError(f"{path}: line {reader.line_num}: unreadable as tab-separated text ({e})") from e
     summary = ", ".join(f"{n} {p} (first at {first_bad[p]})" for p, n in skipped.items())
     if not examples:
         if not skipped:
@@ -209,6 +217,7 @@ def tokenize(examples: list[Example], task: str, tokenizer, max_length: int = MA
 
 
 def load_task(data_dir: str | Path, task: str, split: str, tokenizer, max_length: int = MAX_LENGTH) -> TaskData:
+    """Read and tokenize one split of a task (labels required except in test-student)."""
     path = task_file(data_dir, task, split)
     return tokenize(read_examples(path, task, labeled=None if split == "test-student" else True),
                     task, tokenizer, max_length, source=str(path))

@@ -39,6 +39,7 @@ SYNONYMS = {"a man": "a guy", "a woman": "a lady", "a dog": "a puppy", "two kids
 
 
 def _sentiment_rows(rng: random.Random, n: int, classes: int) -> list[tuple[str, int]]:
+    """``n`` (review sentence, class) rows, 5 or 2 classes, 15 % of labels moved one class off."""
     rows = []
     for _ in range(n):
         label = rng.randrange(classes)
@@ -93,25 +94,23 @@ def _write(path: Path, header: list[str], rows: list[tuple], labeled: bool, rng:
     os.replace(tmp, path)
 
 
+FILES = {  # file stem -> (training rows at scale 1, the rows' generator, the columns after id)
+    "ids-sst": (300, lambda rng, n: _sentiment_rows(rng, n, 5), ["sentence", "sentiment"]),
+    "ids-cfimdb": (120, lambda rng, n: _sentiment_rows(rng, n, 2), ["sentence", "sentiment"]),
+    "quora": (400, _quora_rows, ["sentence1", "sentence2", "is_duplicate"]),
+    "sts": (240, _sts_rows, ["sentence1", "sentence2", "similarity"]),
+}
+
+
 def write_demo_data(out: str | Path, seed: int = 0, scale: int = 1) -> Path:
     """Write the demo files for all four tasks into ``out``; returns ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    base = {"ids-sst": 300, "ids-cfimdb": 120, "quora": 400, "sts": 240}
     for split, frac in SIZES.items():
-        labeled = split != "test-student"
-        for stem, n in base.items():
-            m = max(8, int(n * frac * scale))
-            if stem == "ids-sst":
-                rows, header = _sentiment_rows(rng, m, 5), ["sentence", "sentiment"]
-            elif stem == "ids-cfimdb":
-                rows, header = _sentiment_rows(rng, m, 2), ["sentence", "sentiment"]
-            elif stem == "quora":
-                rows, header = _quora_rows(rng, m), ["sentence1", "sentence2", "is_duplicate"]
-            else:
-                rows, header = _sts_rows(rng, m), ["sentence1", "sentence2", "similarity"]
-            _write(out / f"{stem}-{split}.csv", header, rows, labeled, rng)
+        for stem, (n, make_rows, header) in FILES.items():
+            rows = make_rows(rng, max(8, int(n * frac * scale)))
+            _write(out / f"{stem}-{split}.csv", header, rows, split != "test-student", rng)
     return out
 
 

@@ -45,6 +45,7 @@ def resolve_encoder(name_or_path: str | Path) -> Path:
 
 
 def read_bert_config(folder: Path) -> BertConfig:
+    """The ``BertConfig`` of ``folder/config.json``; ``CheckpointError`` when unreadable or not BERT."""
     try:
         raw = json.loads((folder / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -56,14 +57,21 @@ def read_bert_config(folder: Path) -> BertConfig:
     return BertConfig.from_dict(raw)
 
 
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file; ``CheckpointError`` when it is missing, truncated or corrupt."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    try:
+        return load_file(str(path))
+    except Exception as e:  # safetensors raises several types for a truncated or corrupt file
+        raise CheckpointError(f"{path}: truncated or corrupt ({e})") from e
+
+
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
     """Tensors from ``model.safetensors``, else ``pytorch_model.bin`` loaded with ``weights_only=True``."""
     st, binf = folder / "model.safetensors", folder / "pytorch_model.bin"
     if st.is_file():
-        try:
-            return load_file(str(st))
-        except Exception as e:  # safetensors raises several types for a truncated or corrupt file
-            raise CheckpointError(f"{st}: cannot read safetensors ({e})") from e
+        return read_safetensors(st)
     if binf.is_file():
         return load_torch_file(binf)
     raise CheckpointError(f"encoder folder {folder}: neither model.safetensors nor pytorch_model.bin")
@@ -87,8 +95,7 @@ def normalize_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Strip a ``bert.`` prefix, rename old ``gamma``/``beta`` LayerNorm names, drop unused extras."""
     out = {}
     for k, v in sd.items():
-        if k.startswith("bert."):
-            k = k[len("bert."):]
+        k = k.removeprefix("bert.")
         if k.startswith(_IGNORED_PREFIXES):
             continue
         if k.endswith(".gamma"):

@@ -58,8 +58,8 @@ def class_scores(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.
     """Confusion matrix (k, k) (rows true, columns predicted) and per-class precision, recall, F1 and
     support, 0 where undefined: scikit-learn's ``confusion_matrix`` and ``precision_recall_fscore_support
     (zero_division=0)``, which tests/test_evaluate.py checks against. Written out because importing
-    ``sklearn.metrics`` takes 1.3 s (``python -X importtime -c "import sklearn.metrics"``), paid by every
-    command that evaluates."""
+    ``sklearn.metrics`` is slow (``python -X importtime -c "import sklearn.metrics"``), a cost every command
+    that evaluates would pay."""
     cm = np.bincount(labels * k + preds, minlength=k * k).reshape(k, k)
     tp, predicted, support = np.diag(cm), cm.sum(0), cm.sum(1)
 
@@ -71,6 +71,7 @@ def class_scores(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's r of two score arrays; 0.0 when either is constant (r is undefined there)."""
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a, b)[0, 1])

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data import Example, read_examples, task_file, tokenize
+from core.data import read_examples, task_file, tokenize
 from core.evaluate import frozen, predict
 from core.multitask import MultitaskBert
 
@@ -73,9 +73,7 @@ def plan_export(model_tasks: Sequence[str], data_dir: str | Path,
 def format_value(task: str, value: float) -> str:
     """One prediction as the starter writes it: an int class for sst and para, a float for sts (rounded to
     4 decimals, Python's ``str``)."""
-    if task == "sts":
-        return str(round(float(value), 4))
-    return str(int(value))
+    return str(round(float(value), 4)) if task == "sts" else str(int(value))
 
 
 def submission_lines(task: str, ids: Sequence[str], values: Sequence[float]) -> list[str]:
@@ -99,12 +97,6 @@ def write_atomic(path: Path, lines: Sequence[str]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _predict_job(model: MultitaskBert, tokenizer, job: ExportJob, examples: list[Example],
-                 batch_size: int) -> list[float]:
-    data = tokenize(examples, job.task, tokenizer, source=str(job.source))
-    return predict(model, data, batch_size).tolist()
-
-
 def export_submission(model: MultitaskBert, tokenizer, data_dir: str | Path, out_dir: str | Path,
                       batch_size: int = 128, warn: Callable[[str], None] = print) -> list[tuple[Path, int]]:
     """Write the submission files of ``model`` for the inputs in ``data_dir`` into ``out_dir`` (created).
@@ -125,7 +117,8 @@ def export_submission(model: MultitaskBert, tokenizer, data_dir: str | Path, out
     written = []
     with frozen(model):  # pack the encoder once for all six files
         for job, examples in zip(jobs, inputs, strict=True):
-            values = _predict_job(model, tokenizer, job, examples, batch_size)
+            data = tokenize(examples, job.task, tokenizer, source=str(job.source))
+            values = predict(model, data, batch_size).tolist()
             write_atomic(job.target, submission_lines(job.task, [e.id for e in examples], values))
             written.append((job.target, len(examples)))
     return written

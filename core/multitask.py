@@ -93,10 +93,9 @@ class MultitaskBert(nn.Module):
         self.heads = heads
         C = bert.config.hidden_size
         self.dropout = nn.Dropout(heads.dropout)
-        if "sst" in heads.tasks:
-            self.sst_classifier = nn.Linear(C, TASKS["sst"].num_classes)
-        if "cfimdb" in heads.tasks:
-            self.cfimdb_classifier = nn.Linear(C, TASKS["cfimdb"].num_classes)
+        for task in ("sst", "cfimdb"):
+            if task in heads.tasks:
+                setattr(self, f"{task}_classifier", nn.Linear(C, TASKS[task].num_classes))
         if heads.pair_input not in ("bi", "cross"):
             raise ValueError(f"pair input {heads.pair_input!r}: choose bi or cross")
         if heads.cross and heads.rlayer:

@@ -16,17 +16,24 @@ console = Console()
 COLUMNS = [("sst/acc", "SST acc"), ("para/acc", "Quora acc"), ("sts/pearson", "STS r")]
 # The tables' columns: Table 2's, then the overall score (the CS224N leaderboard's) when all three are there.
 TABLE_COLUMNS = [*COLUMNS, ("overall", "overall")]
+ENCODER_NOTE = ("note: the packaged all-MiniLM-L6-v2 encoder was trained on sentence pairs including Quora "
+                "duplicates and NLI, so its Quora and STS figures start high.")
 
 
 def overall(metrics: dict) -> float | None:
     """(SST acc + Quora acc + (STS r + 1) / 2) / 3, or None without all three."""
     v = [metrics.get(k) for k, _ in COLUMNS]
     return None if any(x is None for x in v) else (v[0] + v[1] + (v[2] + 1) / 2) / 3
-ENCODER_NOTE = ("note: the packaged all-MiniLM-L6-v2 encoder was trained on sentence pairs including Quora "
-                "duplicates and NLI, so its Quora and STS figures start high.")
+
+
+def _is_minilm(encoder: object) -> bool:
+    """Whether an encoder name is the packaged MiniLM (its figures get ``ENCODER_NOTE``)."""
+    return str(encoder or "").lower().startswith(("minilm", "all-minilm"))
 
 
 def print_metrics(metrics: dict[str, float], reports: dict[str, dict], meta: dict) -> None:
+    """Print one checkpoint's dev metrics, the per-class tables of its classification tasks (``reports``,
+    from ``core.evaluate``) and, for MiniLM, ``ENCODER_NOTE``; ``meta`` is its walkless.json."""
     t = Table(title=f"dev metrics ({meta.get('variant', '?')}, epoch {meta.get('epoch', '?')}, "
                     f"step {meta.get('step', '?')})")
     t.add_column("metric")
@@ -37,11 +44,12 @@ def print_metrics(metrics: dict[str, float], reports: dict[str, dict], meta: dic
     for task, r in reports.items():
         if "confusion" in r:
             console.print(per_class_table(task, r))
-    if str(meta.get("encoder", "")).lower().startswith(("minilm", "all-minilm")):
+    if _is_minilm(meta.get("encoder")):
         console.print(f"[dim]{ENCODER_NOTE}[/]")
 
 
 def per_class_table(task: str, r: dict) -> Table:
+    """One task's report (``core.evaluate.task_report``) as precision, recall, F1, support and confusion."""
     t = Table(title=f"{task}: per-class scores and confusion (rows true, columns predicted)")
     t.add_column("class")
     for h in ("precision", "recall", "F1", "support"):
@@ -92,7 +100,17 @@ def compare_rows(runs: list[Path], at: str = "column") -> list[dict]:
 
 
 def best_per_column(rows: list[dict]) -> dict[str, float | None]:
+    """The highest value of each table column over ``rows`` (None where no row has one)."""
     return {k: max((row[k] for row in rows if row.get(k) is not None), default=None) for k, _ in TABLE_COLUMNS}
+
+
+def _value_cells(row: dict, best: dict[str, float | None], bold: str) -> list[str]:
+    """The row's table values to 3 decimals, ``-`` where missing, a column's best put into ``bold``."""
+    cells = []
+    for k, _ in TABLE_COLUMNS:
+        v = row.get(k)
+        cells.append("-" if v is None else (bold.format(f"{v:.3f}") if v == best[k] else f"{v:.3f}"))
+    return cells
 
 
 def _fmt_seconds(sec: float | None) -> str:
@@ -123,8 +141,6 @@ def split_settings(rows: list[dict]) -> tuple[str, list[str]]:
 
 AT_TITLES = {"column": "each column's best dev value over the epochs",
              "checkpoint": "the dev values of each run's best checkpoint"}
-
-
 WIDE = 120  # narrower consoles (80 columns, a pipe) get the differing settings under the table, not as a column
 
 
@@ -149,11 +165,8 @@ def compare_table(rows: list[dict], at: str = "column", width: int | None = None
     if column:
         t.add_column("settings")
     for row, d in zip(rows, differ, strict=True):
-        cells = []
-        for k, _ in TABLE_COLUMNS:
-            v = row.get(k)
-            cells.append("-" if v is None else (f"[bold]{v:.3f}[/]" if v == best[k] else f"{v:.3f}"))
-        t.add_row(row["name"], row["variant"], *cells, _fmt_seconds(row["seconds"]), *([d] if column else []))
+        t.add_row(row["name"], row["variant"], *_value_cells(row, best, "[bold]{}[/]"), _fmt_seconds(row["seconds"]),
+                  *([d] if column else []))
     return t
 
 
@@ -165,11 +178,7 @@ def compare_markdown(rows: list[dict], at: str = "column") -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(TABLE_COLUMNS) + 1)
                                                            + (["---"] if any(differ) else [])) + "|"]
     for row, d in zip(rows, differ, strict=True):
-        cells = [row["name"], row["variant"]]
-        for k, _ in TABLE_COLUMNS:
-            v = row.get(k)
-            cells.append("-" if v is None else (f"**{v:.3f}**" if v == best[k] else f"{v:.3f}"))
-        cells.append(_fmt_seconds(row["seconds"]))
+        cells = [row["name"], row["variant"], *_value_cells(row, best, "**{}**"), _fmt_seconds(row["seconds"])]
         lines.append("| " + " | ".join(cells + ([d] if any(differ) else [])) + " |")
     lines.append(f"\nValues: {AT_TITLES[at]}.")
     if common:
@@ -177,22 +186,15 @@ def compare_markdown(rows: list[dict], at: str = "column") -> str:
     return "\n".join(lines)
 
 
-def compare_json(rows: list[dict]) -> str:
-    """Rows as JSON: metrics under their names (``sst/acc``...), ``seconds`` per epoch, settings, config."""
-    return json.dumps(rows, indent=2, default=str)
-
-
 def print_compare(runs: list[Path], fmt: str = "table", out: Console | None = None, at: str = "column") -> None:
     """Print the comparison of ``runs`` as a rich ``table``, ``markdown`` or ``json`` (the last two plain,
-    on stdout, for files and scripts)."""
+    on stdout, for files and scripts; the JSON is ``compare_rows``: metrics under their names, ``seconds`` per
+    epoch, settings, config)."""
     rows = compare_rows(runs, at)
-    if fmt == "json":
-        print(compare_json(rows))
-        return
-    if fmt == "markdown":
-        print(compare_markdown(rows, at))
+    if fmt in ("json", "markdown"):
+        print(json.dumps(rows, indent=2, default=str) if fmt == "json" else compare_markdown(rows, at))
         return
     out = out or console
     out.print(compare_table(rows, at, width=out.width))
-    if any(str(r["settings"].get("encoder", "")).lower().startswith(("minilm", "all-minilm")) for r in rows):
+    if any(_is_minilm(r["settings"].get("encoder")) for r in rows):
         out.print(f"[dim]{ENCODER_NOTE}[/]")

@@ -27,9 +27,8 @@ The regularized loss of one task batch is
 
 Cost of a SMART step in forward-pass units F (a backward ≈ 2F, an ascent backward without weight
 gradients ≈ 1F): main 3F + reference 1F (dropout off only) + ascent 2F per step + adversarial 3F +
-teacher 1F ≈ 10F against a plain step's 3F, so about 3.3x whatever the implementation (9F with dropout on).
-Measured (CPU, MiniLM-L6, batch 32, ``walkless bench``): 3.3x; the pieces add up to the whole (no overhead
-beyond the passes). ``mu=0`` skips the teacher forward.
+teacher 1F ≈ 10F against a plain step's 3F, so about 3.3x whatever the implementation (9F with dropout on;
+measured figures in benchmarks/README.md). ``mu=0`` skips the teacher forward.
 
 The fast mode (``SmartConfig.fast()``, CLI ``--smart-fast``): 7F, about 2.3x. Two changes, both opt-in:
 

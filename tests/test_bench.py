@@ -24,9 +24,7 @@ def test_train_flops_matches_counted_matmuls(tiny_encoder):
     with FlopCounterMode(display=False) as fc:
         out = model.head("sst", model.bert.embed(ids), mask)
         task_loss("sst", out, torch.tensor([0, 1, 2])).backward()
-    c = model.config
-    expected = train_flops([L] * B, c.num_hidden_layers, c.hidden_size, c.intermediate_size,
-                           model.sst_classifier.weight.numel())
+    expected = train_flops([L] * B, model.config, model.sst_classifier.weight.numel())
     assert fc.get_total_flops() == expected
 
 
