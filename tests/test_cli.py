@@ -40,6 +40,18 @@ def test_train_writes_a_complete_run_folder(sst_run):
     assert not list(sst_run.rglob("*.pt")) and not list(sst_run.rglob("*.bin"))
 
 
+def test_a_runs_config_json_starts_a_new_run_beside_it_with_the_same_settings(sst_run, capsys):
+    """`walkless train --config RUN/config.json` is "a new run from this one": every option comes from the file,
+    the flags given override it, and the new run lands next to the old one under a new name."""
+    assert main(["train", "--config", str(sst_run / "config.json"), "--epochs", "1", "--max-steps", "2"]) == 0
+    new = [p for p in sst_run.parent.iterdir() if p.is_dir() and p != sst_run]
+    assert len(new) == 1 and new[0].name.startswith("finetune-")
+    old_config, new_config = (json.loads((p / "config.json").read_text()) for p in (sst_run, new[0]))
+    changed = {k for k in old_config if old_config[k] != new_config.get(k)}
+    assert changed == {"name", "epochs", "max_steps"}
+    assert (new_config["epochs"], new_config["max_steps"], new_config["lr"]) == (1, 2, 1e-3)
+
+
 def test_training_loss_goes_down(sst_run):
     losses = [r["loss"] for r in read_metrics(sst_run) if r["kind"] == "step"]
     assert len(losses) >= 8
