@@ -8,9 +8,10 @@ import random
 
 import pytest
 import torch
+from options_support import other_values
 
-from core.cli import main
-from core.config import TrainConfig
+from core.cli import build_parser, main, train_config
+from core.config import TrainConfig, read_config_file
 from core.runs import read_metrics
 from core.schedules import ScheduleOptions, make_plan
 from core.setup import lr_factor, prepare
@@ -211,3 +212,17 @@ def test_step_losses_go_to_train_log_but_not_to_the_console(tiny_encoder, demo_d
     assert "step 2: sst loss " in text and "step 4: sst loss " in text
     out = capsys.readouterr()
     assert "sst loss" not in out.out + out.err
+
+
+def test_every_training_option_is_set_by_the_flag_of_its_name_and_by_a_config_file(tmp_path):
+    """One source of truth: each field of TrainConfig/SmartConfig is a flag of the same name (``smart_lam`` is
+    ``--smart-lam``), and a JSON file of the options (a run's config.json) gives them all back."""
+    parser, values = build_parser(), other_values()
+    assert len(values) == 48
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        args = [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
+        assert train_config(parser.parse_args(["train", *args])).flat()[name] == value, flag
+    config = TrainConfig().updated(values)
+    (tmp_path / "c.json").write_text(json.dumps(config.to_dict()))
+    assert read_config_file(tmp_path / "c.json") == config

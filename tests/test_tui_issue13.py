@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 
 import pytest
+from options_support import other_values
 from rich.console import Console
 from textual.widgets import DataTable, Input, Log, Select
 from tui_support import opened_compare, scanned, screen_text, text_of, wait_for
 
 from core import launch
+from core.config import as_text
 from core.launch import LAUNCH_DIR, resume_training
 from core.report import compare_table
 from core.runs import RunError
@@ -349,6 +351,25 @@ async def test_launch_form_name_follows_variant_remembers_and_clones(tmp_path, d
         _, config, problems = form.form()
         assert not problems  # every setting of the source run comes along, the ones under "more options" too
         assert (config.lr_schedule, config.warmup, config.layer_decay) == ("linear", 0.1, 0.9)
+
+
+async def test_the_launch_form_has_a_field_for_every_training_option(tmp_path, demo_data):
+    """The form is generated from TrainConfig: every option but the run's folder and name has a field, and what
+    is typed in them is what the run gets."""
+    app = WalklessApp(tmp_path / "runs", demo_data)
+    values = {k: v for k, v in other_values().items() if k not in ("runs_dir", "name")}
+    async with app.run_test(size=BIG) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        await pilot.pause()
+        form.fill({k: as_text(v) for k, v in values.items()})
+        await pilot.pause()
+        assert set(form.values()) == set(values)
+        _, config, problems = form.form()
+        assert not problems
+        values["data_dir"] = str(Path(values["data_dir"]).absolute())
+        assert {k: config.flat()[k] for k in values} == values
+        assert config.runs_dir == str(tmp_path / "runs")
 
 
 # --- Evaluate --------------------------------------------------------------------------------------------
