@@ -89,7 +89,7 @@ class Smart:
     """SMART terms for one model; ``Trainer`` calls ``capture_rng``, ``regularizer`` and ``update_teacher``."""
 
     def __init__(self, model: MultitaskBert, config: SmartConfig):
-        self.model, self.c = model, config
+        self.model, self.config = model, config
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.names = [n for n, _ in named]
         self.params = [p for _, p in named]
@@ -105,18 +105,18 @@ class Smart:
         """λ·R_s + μ·Bregman for one batch. emb: the main forward's embedding output (N, T, C) (with its
         graph); out: the main forward's task output. Returns a scalar to add to the task loss."""
         reg = out.new_zeros((), dtype=torch.float32)
-        if self.c.lam > 0:
-            reg = reg + self.c.lam * self.adversarial(task, batch, emb, out)
-        if self.c.mu > 0:
-            reg = reg + self.c.mu * self.bregman(task, batch, out)
+        if self.config.lam > 0:
+            reg = reg + self.config.lam * self.adversarial(task, batch, emb, out)
+        if self.config.mu > 0:
+            reg = reg + self.config.mu * self.bregman(task, batch, out)
         self._rng = {}
         return reg
 
     def adversarial(self, task: str, batch: Batch, emb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """R_s = l_s(f(x + δ), f(x)) with δ from ``ascend`` (see the module docstring for dropout)."""
         mask = batch.attention_mask
-        with self.dropout_off() if self.c.dropout_off else contextlib.nullcontext():
-            if self.c.dropout_off:
+        with self.dropout_off() if self.config.dropout_off else contextlib.nullcontext():
+            if self.config.dropout_off:
                 with torch.no_grad():
                     ref = self.model.head(task, emb.detach(), mask)
             else:  # the main forward's output: with same_masks the perturbed forwards reuse its masks
@@ -127,20 +127,20 @@ class Smart:
 
     def _perturbed(self, task: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """f(x̃) from the embedding-layer output; with ``same_masks``, under the main forward's dropout masks."""
-        with self._replay_rng("encoder") if self.c.same_masks else contextlib.nullcontext():
+        with self._replay_rng("encoder") if self.config.same_masks else contextlib.nullcontext():
             return self.model.head(task, x, mask)
 
     def ascend(self, task: str, x: torch.Tensor, mask: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """x (N, T, C) detached, ref the constant f(x) -> δ (N, T, C), ``|δ|∞ <= ε``, found by K steps of
         projected ascent from N(0, σ²) noise (K = 0: the clipped noise itself)."""
-        eps = self.c.eps
-        delta = torch.randn_like(x) * self.c.sigma
-        for _ in range(self.c.steps):
+        eps = self.config.eps
+        delta = torch.randn_like(x) * self.config.sigma
+        for _ in range(self.config.steps):
             delta.requires_grad_()
             loss = smoothness_loss(task, self._perturbed(task, x + delta, mask), ref)
             (g,) = torch.autograd.grad(loss, delta)
             g_inf = g.abs().amax(dim=(1, 2), keepdim=True)  # (N, 1, 1): per-sentence ∞-norm
-            delta = delta.detach() + self.c.eta * g / (g_inf + 1e-20)
+            delta = delta.detach() + self.config.eta * g / (g_inf + 1e-20)
             delta = delta.clamp(-eps, eps)  # projection onto the ∞-norm ball
         return delta.clamp(-eps, eps).detach()
 
@@ -154,7 +154,7 @@ class Smart:
     # --- teacher ----------------------------------------------------------------------------------
     def update_teacher(self) -> None:
         """θ̃ ← β θ̃ + (1 − β) θ, after each optimizer step."""
-        ema_update(self.teacher, self.params, self.c.beta)
+        ema_update(self.teacher, self.params, self.config.beta)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The teacher tensors by parameter name (flat, for safetensors; prefix them when mixing)."""

@@ -247,7 +247,7 @@ def test_the_training_loss_is_task_loss_plus_lambda_r_plus_mu_bregman(setup, mod
             t.add_(torch.randn_like(t) * 0.05)
 
     def loss(lam, mu):
-        smart.c = SmartConfig(lam=lam, mu=mu, eps=3e-2, sigma=3e-2, eta=1.0)  # a term well above float noise
+        smart.config = SmartConfig(lam=lam, mu=mu, eps=3e-2, sigma=3e-2, eta=1.0)  # a term well above float noise
         torch.manual_seed(5)  # same dropout masks and noise in every call
         return StepLoss(model, smart if (lam or mu) else None)([(task, batch, 1.0)]).item()
 
