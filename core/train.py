@@ -75,19 +75,20 @@ def resume(run_dir: str | Path, epochs: int | None = None, threads: int | None =
         if lock is not None:
             lock.release()
         raise
-    trainer, lock = start(config, dist, run_dir, lock, (ckpt, state))
+    trainer, lock = start(config, dist, run_dir, lock, (ckpt, state, raw))
     old = read_json(run_dir / "status.json", {}) or {}
     ran = max(0.0, (old.get("updated") or 0) - (old.get("started") or 0))  # keep the pace for the ETA
     return run(trainer, lock, progress, started=time.time() - ran, resumed_from=ckpt.name)
 
 
 def start(config: TrainConfig, dist: DistInfo, run_dir: Path | None = None, lock: RunLock | None = None,
-          restore: tuple[Path, dict[str, Any]] | None = None) -> tuple[Trainer, RunLock | None]:
+          restore: tuple[Path, dict[str, Any], dict[str, Any]] | None = None) -> tuple[Trainer, RunLock | None]:
     """The start-up of ``train`` and ``resume``: seeds and threads, the data, then on rank 0 a new run folder and
-    its lock (no ``run_dir`` given) or, resuming ``run_dir`` from ``restore`` (a checkpoint and its trainer
-    state), the metrics after it dropped; then the Trainer, restored or with the new ``config.json`` written.
+    its lock (no ``run_dir`` given) or, resuming ``run_dir`` from ``restore`` (a checkpoint, its trainer state
+    and the run's ``config.json`` as read), the metrics after it dropped; then the Trainer, restored or with the
+    new ``config.json`` written.
     Returns the Trainer and the run's lock (rank 0), which is released if anything fails."""
-    ckpt, state = restore or (None, {})
+    ckpt, state, raw = restore or (None, {}, {})
     try:
         seed_everything(config.seed)
         if config.threads:
@@ -100,7 +101,6 @@ def start(config: TrainConfig, dist: DistInfo, run_dir: Path | None = None, lock
             dropped = drop_metrics_after(run_dir, int(state["step"]))
             log.info("resuming %s from %s (epoch %d, step %d); %d metric records after it dropped",
                      run_dir, ckpt.name, state["epoch"], state["step"], dropped)
-            raw = read_json(run_dir / "config.json")
             if config.epochs != raw.get("epochs"):  # extended by --epochs
                 write_json_atomic(run_dir / "config.json", {**raw, "epochs": config.epochs})
         trainer = Trainer(setup, broadcast_path(run_dir, dist, device_for(dist, config.device)), dist)
