@@ -49,7 +49,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.config import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, SmartConfig, TrainConfig, opt
-from core.data import TASKS, TaskData, batch_indices, load_task, pad_ids, read_examples, task_file, tokenize
+from core.data import (
+    TASKS,
+    TaskData,
+    batch_indices,
+    demo_data_dir,
+    load_task,
+    pad_ids,
+    read_examples,
+    task_file,
+    tokenize,
+)
 from core.model import BertConfig
 from core.multitask import pool
 
@@ -357,7 +367,6 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
 def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Path, tok, work: Path) -> dict:
     """Our plain step vs our SMART step (the report's algorithm) vs the fast SMART step (``--smart-fast``)
     on the same bucketed batches, one step of each in turn."""
-
     data = plain_trainer.setup.train[cfg.task]
     sides = {"plain": plain_trainer}
     for name, sc in (("smart", SmartConfig()), ("fast", SmartConfig.fast())):
@@ -504,7 +513,6 @@ def run_bench(cfg: BenchConfig, command: str | None = None) -> dict:
 
 def _run(cfg: BenchConfig, command: str | None) -> dict:
     """``run_bench`` once the thread count is set: every stage in a temporary work folder."""
-    from core.data import demo_data_dir
     from core.encoders import load_tokenizer, resolve_encoder
 
     encoder_dir = resolve_encoder(cfg.encoder)

@@ -149,13 +149,14 @@ def compare_table(rows: list[dict], at: str = "column", width: int | None = None
     in its caption instead of a column, so the variant and the numbers keep their width."""
     best = best_per_column(rows)
     common, differ = split_settings(rows)
-    column = any(differ) and (width is None or width >= WIDE)
+    narrow = width is not None and width < WIDE
+    column = any(differ) and not narrow
     caption = [f"shared settings: {common}"] if common else []
     if any(differ) and not column:
         caption += [f"{row['name']}: {d}" for row, d in zip(rows, differ, strict=True) if d]
-    narrow = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if width and width < WIDE else {}
+    layout = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if narrow else {}
     t = Table(title=f"Table 2 layout: {AT_TITLES[at]} (bold = best per column)",
-              caption="\n".join(caption) or None, caption_justify="left", **narrow)
+              caption="\n".join(caption) or None, caption_justify="left", **layout)
     t.add_column("run", overflow="fold", min_width=4)
     # the variant is what a reader needs whole: never cut or wrapped
     t.add_column("variant", no_wrap=True, min_width=max((len(str(r["variant"])) for r in rows), default=7))
