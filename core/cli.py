@@ -35,7 +35,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from core.config import TrainConfig, as_text, default_of, flag, option_fields, parse_option, read_config_file
+from core.config import (
+    FAST_SMART,
+    TrainConfig,
+    as_text,
+    default_of,
+    flag,
+    option_fields,
+    parse_option,
+    read_config_file,
+)
 
 console = Console(stderr=True)
 
@@ -87,7 +96,7 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
     flags given."""
     options = given(a, TrainConfig)
     if getattr(a, "smart_fast", False):
-        options = {"smart_steps": 0, "smart_dropout_off": False, "smart_same_masks": True, **options}
+        options = {**{f"smart_{k}": v for k, v in FAST_SMART.items()}, **options}
     if options.get("smart_same_masks") and "smart_dropout_off" not in options:
         options["smart_dropout_off"] = False  # replaying dropout masks needs dropout on
     base = read_config_file(a.config) if getattr(a, "config", None) else TrainConfig()

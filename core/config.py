@@ -22,6 +22,7 @@ AT_LEAST_0: Check = (lambda v: v >= 0, "at least 0")
 AT_LEAST_1: Check = (lambda v: v >= 1, "at least 1")
 POSITIVE: Check = (lambda v: v > 0, "positive")
 FRACTION: Check = (lambda v: 0 <= v < 1, "in [0, 1)")
+FAST_SMART = {"steps": 0, "dropout_off": False, "same_masks": True}  # what ``SmartConfig.fast()`` changes
 
 
 def opt(default: Any = None, help: str = "", *, choices: tuple | None = None, check: Check | None = None,
@@ -60,7 +61,7 @@ class SmartConfig:
         """The opt-in cheaper SMART (see core/smart.py): the perturbed forward replays the main forward's dropout
         masks instead of a dropout-free reference forward, and the perturbation is the clipped Gaussian noise
         without an ascent step (R3F-style)."""
-        return cls(**{"steps": 0, "dropout_off": False, "same_masks": True, **overrides})
+        return cls(**{**FAST_SMART, **overrides})
 
 
 @dataclass
@@ -216,11 +217,11 @@ def check_value(f: Field, kind: type, value: Any) -> str | None:
     what = {int: "an integer", float: "a number", bool: "true or false", str: "text"}.get(kind, "a list")
     if value is None:
         return None if f.default is None else what
-    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind not in (int, float):
-        if not isinstance(value, typing.get_origin(kind) or kind):
-            return what
-    elif not (numeric and (kind is float or isinstance(value, int))):
+    if kind in (int, float):  # an int is a fine float, a bool is neither
+        typed = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+    else:
+        typed = isinstance(value, typing.get_origin(kind) or kind)
+    if not typed:
         return what
     choices, check = f.metadata.get("choices"), f.metadata.get("check")
     if choices and value not in choices:

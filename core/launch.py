@@ -181,21 +181,9 @@ def reap() -> None:
 
 def _last_message(log_path: Path, offset: int = 0) -> str | None:
     """The log's last error line (else its last line) after byte ``offset``."""
-    lines = [ln.strip() for ln in _tail_after(log_path, offset) if ln.strip()]
+    lines = [ln.strip() for ln in tail_lines(log_path, 50, start=offset) if ln.strip()]
     errors = [ln for ln in lines if ln.startswith(("error:", "Traceback")) or "Error" in ln.split(":")[0]]
     return (errors or lines or [None])[-1]
-
-
-def _tail_after(log_path: Path, offset: int, n: int = 50) -> list[str]:
-    if not offset:
-        return tail_lines(log_path, n)
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(offset)
-            data = f.read(256_000)
-    except OSError:
-        return []
-    return data.decode("utf-8", errors="replace").splitlines()[-n:]
 
 
 def launches(runs_dir: str | Path) -> list[RunInfo]:
@@ -252,9 +240,9 @@ def stop_run(run_dir: str | Path) -> str:
         status = {"state": RunState.RUNNING, "pid": rec["pid"], "host": rec.get("host")}
     state = run_state(status)
     resuming = read_json(resume_record(run_dir))
-    booting = (resume_outcome(run_dir) or ("",))[0] == RunState.STARTING and isinstance(resuming, dict)
-    if state != RunState.RUNNING and booting:
-        status, state = {"pid": resuming.get("pid"), "host": resuming.get("host")}, RunState.RUNNING  # a resume booting
+    if state != RunState.RUNNING and isinstance(resuming, dict) and \
+            (resume_outcome(run_dir) or (None,))[0] == RunState.STARTING:
+        status, state = resuming, RunState.RUNNING  # a resume booting: its record holds the pid and host
     if state != RunState.RUNNING:
         raise RunError(f"run {run_dir.name} is {state}, not running")
     if status.get("host") != socket.gethostname():

@@ -383,16 +383,17 @@ def read_metrics_since(run_dir: str | Path, offset: int = 0) -> tuple[list[dict]
     return out, offset + end
 
 
-def tail_lines(path: str | Path, n: int = 200, max_bytes: int = 256_000) -> list[str]:
-    """The last ``n`` lines of a text file (reading at most ``max_bytes`` from its end); [] if unreadable."""
+def tail_lines(path: str | Path, n: int = 200, max_bytes: int = 256_000, start: int = 0) -> list[str]:
+    """The last ``n`` lines of a text file after byte ``start`` (reading at most ``max_bytes`` from its end); []
+    if unreadable."""
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - max_bytes))
+            f.seek(max(start, size - max_bytes))
             data = f.read()
     except OSError:
         return []
     lines = data.decode("utf-8", errors="replace").splitlines()
-    if size > max_bytes and lines:
+    if size - start > max_bytes and lines:
         lines = lines[1:]  # the first line was cut
     return lines[-n:] if n else []

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -26,8 +25,6 @@ from walkless_tui.series import (
     reports_by_epoch,
     smooth_for_plot,
 )
-
-CORE = Path(__file__).resolve().parents[1] / "core"
 
 
 def test_the_apps_first_screen_appears_without_importing_torch(tmp_path):

@@ -16,7 +16,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
 from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, Select, Static
 
-from core.config import SmartConfig, TrainConfig, as_text, default_of, option_fields, parse_option
+from core.config import FAST_SMART, SmartConfig, TrainConfig, as_text, default_of, option_fields, parse_option
 from core.launch import check_name, new_run_name, start_training
 from core.runs import RunError
 from core.variants import MULTITASK, all_variants, parse_variant
@@ -172,9 +172,8 @@ class LaunchScreen(WalklessScreen):
         if str(event.value) == self.preset:
             return
         self.preset = str(event.value)
-        presets = [TrainConfig(smart=p).flat() for p in SMART_PRESETS.values()]
-        chosen = TrainConfig(smart=SMART_PRESETS[self.preset]).flat()
-        self.fill({k: as_text(v) for k, v in chosen.items() if any(p[k] != v for p in presets)})  # the mode fields
+        chosen = SMART_PRESETS[self.preset]
+        self.fill({f"smart_{k}": as_text(getattr(chosen, k)) for k in FAST_SMART})  # the fields the presets differ in
 
     @on(Button.Pressed, "#launch")
     def _launch_pressed(self) -> None:
