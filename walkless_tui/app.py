@@ -24,6 +24,7 @@ from core.demo import ensure_demo_data
 from core.launch import resume_problem, resume_training, stop_run
 from core.runs import RunError, RunState
 from walkless_tui.runindex import find_table2
+from walkless_tui.screens.base import WIDE
 from walkless_tui.screens.compare import CompareScreen
 from walkless_tui.screens.confirm import ConfirmScreen
 from walkless_tui.screens.evaluate import EvaluateScreen
@@ -40,7 +41,7 @@ STYLES = ["app", "runs", "launch", "monitor", "compare", "score", "evaluate"]
 class WalklessApp(App):
     TITLE = "walkless"
     CSS_PATH = [f"styles/{name}.tcss" for name in STYLES]
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # screens get a class the styles adapt to
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]  # screens get a class the styles adapt to
     BINDINGS = [
         Binding("question_mark,f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit", show=False),

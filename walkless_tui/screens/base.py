@@ -18,6 +18,8 @@ from walkless_tui.runindex import RunIndex
 if TYPE_CHECKING:
     from walkless_tui.app import WalklessApp
 
+WIDE = 110  # terminal columns from which screens get the -wide class (-narrow below), see the app's breakpoints
+
 
 class WalklessScreen(Screen):
     BINDINGS = [Binding("escape", "back", "Back")]

@@ -155,6 +155,7 @@ class CompareScreen(WalklessScreen):
         self.sweep: dict | None = None  # the table2.json last read
         self.sweep_reads = 0  # completed reads of table2.json (tests wait on it)
         self._sweep_stamp: tuple | None = UNREAD
+        self._run_stamps: dict[str, tuple] = {}  # the chosen runs' files at their last read (see poll_runs)
         self._row_runs: set[str] | None = None  # the row folders listed so far (None: not listed yet)
         self._listed: dict[str, str] = {}  # run folder name -> its value in the runs list
         self.index: RunIndex | None = None
@@ -191,7 +192,6 @@ class CompareScreen(WalklessScreen):
 
     def on_mount(self) -> None:
         self.index = RunIndex(self.runs_root)
-        self._run_stamps: dict[str, tuple] = {}
         self.set_interval(self.POLL_SECONDS, self.poll_runs)  # live while the chosen runs train
         if self.table2_path is None:
             self.sub_title = "compare"

@@ -31,13 +31,13 @@ def epoch_checkpoint(run_dir: Path, epoch: int | None) -> tuple[Path, str]:
     if epoch is None:
         return run_dir, "best checkpoint"
     best = read_json(run_dir / "best.json") or {}
-    folders = [run_dir / best["path"]] if isinstance(best.get("path"), str) else []
+    best_folder = run_dir / best["path"] if isinstance(best.get("path"), str) else None
+    folders = [best_folder] if best_folder else []  # the best first: it is named so when it is that epoch's
     folders += sorted(p for p in (run_dir / "checkpoints").glob("*") if p.is_dir())
     for folder in folders:
         meta = read_json(folder / "walkless.json") or {}
         if meta.get("epoch") == epoch and meta.get("epoch_done", True):
-            kind = "best checkpoint" if folders and folder == folders[0] and best else "checkpoint"
-            return folder, f"{kind} of epoch {epoch}"
+            return folder, f"{'best checkpoint' if folder == best_folder else 'checkpoint'} of epoch {epoch}"
     return run_dir, f"best checkpoint (no checkpoint of epoch {epoch} is kept)"
 
 

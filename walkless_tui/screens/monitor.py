@@ -94,7 +94,7 @@ class MonitorScreen(WalklessScreen):
         if new_losses or replot:
             curves = smooth_for_plot(self.plotted_losses(), SMOOTHING[self.smoothing])
         lines = self.log_follower.read()
-        if not (self.run_dir / "train.log").exists() or (info.message or "").startswith(("resum", "resume")):
+        if not (self.run_dir / "train.log").exists() or (info.message or "").startswith("resum"):
             lines += self.launch_follower.read()  # starting, or died before its log began or its resume ran
         self.from_thread(self._apply, info, curves, bool(new_epochs) or self.polls == 0, lines)
 

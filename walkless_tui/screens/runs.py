@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from rich.markup import escape
 from rich.text import Text
@@ -15,10 +16,10 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from core.launch import forget_launch
 from core.report import COLUMNS as METRICS
 from core.runs import RunInfo, RunState
-from walkless_tui.runindex import RunIndex
-from walkless_tui.screens.base import WalklessScreen
+from walkless_tui.runindex import RunIndex, stamp
+from walkless_tui.screens.base import WIDE, WalklessScreen
 from walkless_tui.screens.confirm import ConfirmScreen
-from walkless_tui.screens.note import NoteScreen, read_note, write_note
+from walkless_tui.screens.note import NOTES, NoteScreen, read_note, write_note
 from walkless_tui.series import bar, display_path, fmt_duration, progress_fraction
 
 STATE_STYLE = {RunState.RUNNING: "bold yellow", RunState.FINISHED: "green", RunState.FAILED: "bold red",
@@ -27,7 +28,6 @@ STATE_STYLE = {RunState.RUNNING: "bold yellow", RunState.FINISHED: "green", RunS
 COLUMNS = [("mark", " "), ("name", "run"), ("state", "state"), ("progress", "progress"),
            *METRICS, ("variant", "variant"), ("elapsed", "elapsed"), ("eta", "ETA"),
            ("note", "note")]
-NARROW = 110  # below this many columns the progress bar is drawn 4 cells wide instead of 10
 SORTS: dict[str, Callable[[RunInfo], object]] = {
     "started": lambda r: r.started or 0,
     "name": lambda r: r.name,
@@ -105,6 +105,7 @@ class RunsScreen(WalklessScreen):
         self.index: RunIndex | None = None
         self.runs: list[RunInfo] = []
         self.notes: dict[str, str] = {}  # run name -> its notes.txt
+        self._note_cache: dict[Path, tuple[tuple, str]] = {}  # run folder -> (stamp of notes.txt, its note)
         self.marked: set[str] = set()
         self.sort_key, self.sort_reverse = "started", True
         self.query_text = ""
@@ -144,8 +145,16 @@ class RunsScreen(WalklessScreen):
     @work(thread=True, group="scan", exit_on_error=False, name="reading the runs folder")
     def _scan(self) -> None:
         runs = self.index.scan() if self.index else []
-        notes = {r.name: note for r in runs if (note := read_note(r.path))}
+        notes = {r.name: note for r in runs if (note := self._note(r.path))}
         self.from_thread(self.show_runs, runs, notes)
+
+    def _note(self, run_dir: Path) -> str:
+        """The run's note, read again only when its notes.txt changed since the last scan."""
+        now = stamp(run_dir, (NOTES,))
+        cached = self._note_cache.get(run_dir)
+        if cached is None or cached[0] != now:
+            cached = self._note_cache[run_dir] = (now, read_note(run_dir))
+        return cached[1]
 
     def show_runs(self, runs: list[RunInfo], notes: dict[str, str] | None = None) -> None:
         self.runs = runs
@@ -161,7 +170,7 @@ class RunsScreen(WalklessScreen):
         table = self.query_one("#runs-table", DataTable)
         rows = self.visible_runs()
         keys = [r.name for r in rows]
-        width = 4 if self.app.size.width < NARROW else 10
+        width = 10 if self.app.size.width >= WIDE else 4  # the progress bar's cells
         cells = {r.name: row_cells(r, r.name in self.marked, width, self.notes.get(r.name, "")) for r in rows}
         if keys != self._keys:
             current = self.current_run()
