@@ -155,10 +155,6 @@ class Schedule:
     def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
         raise NotImplementedError
 
-    def iteration_steps(self, sizes: dict[str, int], epoch: int, o: ScheduleOptions) -> list[int]:
-        """The steps of each iteration of epoch ``epoch``'s plan (its shape), from the sizes alone."""
-        raise NotImplementedError
-
 
 class SingleTask(Schedule):
     def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
@@ -169,25 +165,17 @@ class SingleTask(Schedule):
         (n,) = sizes.values()
         return {"iterations": math.ceil(n / o.batch_size), "batch_sizes": dict.fromkeys(sizes, o.batch_size)}
 
-    def iteration_steps(self, sizes: dict[str, int], epoch: int, o: ScheduleOptions) -> list[int]:
-        (n,) = sizes.values()
-        return [1] * math.ceil(n / o.batch_size)
-
 
 @dataclass(frozen=True)
 class RoundRobin(Schedule):
     pre: bool = False  # rrobin-pre: a Quora pass in front of the first pre_epochs
 
-    def has_pre(self, tasks: Any, epoch: int, o: ScheduleOptions) -> bool:
-        """Whether epoch ``epoch`` starts with the Quora pass (``tasks``: the task names, ``in`` tested)."""
-        if not (self.pre and epoch <= o.pre_epochs):
-            return False
-        if "para" not in tasks:
-            raise ValueError("schedule rrobin-pre needs the paraphrase (para) task")
-        return True
-
     def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
-        head = single_task_plan(lengths["para"], "para", rng, o) if self.has_pre(lengths, epoch, o) else []
+        head = []
+        if self.pre and epoch <= o.pre_epochs:
+            if "para" not in lengths:
+                raise ValueError("schedule rrobin-pre needs the paraphrase (para) task")
+            head = single_task_plan(lengths["para"], "para", rng, o)
         n, sizes = rrobin_iterations(sizes_of(lengths), o.batch_size), dict.fromkeys(lengths, o.batch_size)
         if o.rrobin_subset == "fresh":
             return head + _interleave(lengths, sizes, n, rng, o.bucket)
@@ -202,10 +190,6 @@ class RoundRobin(Schedule):
             d.update(pre_epochs=o.pre_epochs, pre_iterations=math.ceil(sizes.get("para", 0) / o.batch_size))
         return d
 
-    def iteration_steps(self, sizes: dict[str, int], epoch: int, o: ScheduleOptions) -> list[int]:
-        pre = math.ceil(sizes["para"] / o.batch_size) if self.has_pre(sizes, epoch, o) else 0
-        return [1] * pre + [len(sizes)] * rrobin_iterations(sizes, o.batch_size)
-
 
 class Interleaved(Schedule):
     def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
@@ -215,9 +199,6 @@ class Interleaved(Schedule):
     def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
         n, per_task = rrobin_full_sizes(sizes, o.batch_size)
         return {"iterations": n, "batch_sizes": per_task, "anchor": anchor_task(sizes)}
-
-    def iteration_steps(self, sizes: dict[str, int], epoch: int, o: ScheduleOptions) -> list[int]:
-        return [len(sizes)] * rrobin_full_sizes(sizes, o.batch_size)[0]
 
 
 @dataclass(frozen=True)
@@ -248,34 +229,19 @@ class Sampled(Schedule):
             return {**d, "probabilities": p[0]}
         return {**d, "temperature": o.temperature, "probabilities_per_epoch": p}
 
-    def iteration_steps(self, sizes: dict[str, int], epoch: int, o: ScheduleOptions) -> list[int]:
-        n, k = sampled_steps(sizes, o.batch_size), len(sizes)
-        return [min(k, n - i) for i in range(0, n, k)]
-
 
 SCHEDULES: dict[str, Schedule] = {"pretrain": SingleTask(), "finetune": SingleTask(), "rrobin": RoundRobin(),
                                   "rrobin-pre": RoundRobin(pre=True), "rrobin-full": Interleaved(),
                                   "proportional": Sampled(), "annealed": Sampled(annealed=True)}
 
 
-def schedule_for(base: str, sizes: dict[str, int]) -> Schedule:
-    """``SCHEDULES[base]``, with clear errors for an unknown base and a task without training data."""
+def make_plan(base: str, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
+    """``SCHEDULES[base].plan``, with clear errors for an unknown base and a task without training data."""
     if base not in SCHEDULES:
         raise ValueError(f"schedule {base!r} is not available (choose from {', '.join(BASES)})")
-    if not sizes or not all(sizes.values()):
-        raise ValueError(f"schedule {base!r}: every task needs training examples (sizes {sizes})")
-    return SCHEDULES[base]
-
-
-def make_plan(base: str, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
-    """``SCHEDULES[base].plan``, with the checks of ``schedule_for``."""
-    return schedule_for(base, sizes_of(lengths)).plan(lengths, epoch, rng, o)
-
-
-def run_steps(base: str, sizes: dict[str, int], o: ScheduleOptions, max_iterations: int | None = None) -> int:
-    """Task steps of epochs 1..``o.epochs``, each cut to ``max_iterations``: the plans' shapes, no plan built."""
-    schedule = schedule_for(base, sizes)
-    return sum(sum(schedule.iteration_steps(sizes, e, o)[:max_iterations]) for e in range(1, o.epochs + 1))
+    if not lengths or any(len(v) == 0 for v in lengths.values()):
+        raise ValueError(f"schedule {base!r}: every task needs training examples (sizes {sizes_of(lengths)})")
+    return SCHEDULES[base].plan(lengths, epoch, rng, o)
 
 
 def plan_steps(plan: Plan) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -16,7 +16,7 @@ from core.data import TASKS, TaskData, demo_data_dir, load_task
 from core.encoders import default_pooling, load_pretrained, load_tokenizer, read_bert_config, resolve_encoder
 from core.multitask import HeadConfig, MultitaskBert
 from core.runs import write_json_atomic
-from core.schedules import SCHEDULES, ScheduleOptions, run_steps
+from core.schedules import SCHEDULES, ScheduleOptions, make_plan, plan_steps
 from core.variants import MULTITASK, Variant, parse_variant
 
 log = logging.getLogger("walkless.train")
@@ -102,9 +102,11 @@ def build_model(setup: Setup, device: torch.device) -> MultitaskBert:
 def planned_steps(setup: Setup) -> int:
     """Task steps of the whole run (``Trainer.step`` at the end; for the learning-rate schedule), from the plans'
     shapes."""
-    sizes = {t: len(d) for t, d in setup.train.items()}
-    o = ScheduleOptions.from_config(setup.config)
-    return max(1, run_steps(setup.variant.base, sizes, o, setup.config.max_steps or None))
+    c = setup.config
+    lengths = {t: d.lengths for t, d in setup.train.items()}
+    o = replace(ScheduleOptions.from_config(c), bucket=False)
+    plans = (make_plan(setup.variant.base, lengths, e, random.Random(0), o) for e in range(1, c.epochs + 1))
+    return max(1, sum(plan_steps(plan[: c.max_steps or None]) for plan in plans))
 
 
 def lr_factor(step: int, total: int, warmup: float, schedule: str) -> float:

@@ -170,17 +170,3 @@ def test_describe_schedule_matches_plans():
     ann = SCHEDULES["annealed"].describe(SIZES, o)["probabilities_per_epoch"]
     assert ann[0] == pytest.approx(sampling_probabilities(SIZES), abs=1e-4)
     assert ann[1] == pytest.approx(sampling_probabilities(SIZES, 0.2), abs=1e-4)
-
-
-def test_run_steps_counts_the_plans_steps_without_building_them():
-    from core.schedules import run_steps
-
-    lengths = fake_lengths(SIZES)
-    for base in BASES:
-        task_lengths = {"sst": lengths["sst"]} if base in ("pretrain", "finetune") else lengths
-        sizes = {t: len(v) for t, v in task_lengths.items()}
-        for B, epochs, pre, cap in ((16, 3, 2, None), (7, 2, 1, 5), (64, 1, 0, 3)):
-            o = ScheduleOptions(B, epochs=epochs, pre_epochs=pre, temperature=2.0)
-            rng = random.Random(1)
-            built = sum(plan_steps(make_plan(base, task_lengths, e, rng, o)[:cap]) for e in range(1, epochs + 1))
-            assert run_steps(base, sizes, o, cap) == built, (base, B, epochs, pre, cap)
