@@ -97,6 +97,8 @@ class TrainConfig:
                           "what is evaluated, kept as best and saved for scoring; 0 = off", check=FRACTION)
     layer_decay: float = opt(1.0, "layer-wise lr decay: the heads get --lr, each encoder layer below this factor "
                                   "more (e.g. 0.9); 1 = off", check=(lambda v: 0 < v <= 1, "in (0, 1]"))
+    head_lr: float = opt(1.0, "the task heads' lr as a multiple of --lr (e.g. 10: the heads start from random "
+                              "weights, the encoder from a trained one); 1 = the same lr", check=POSITIVE)
     rrobin_subset: str = opt("fixed", "rrobin's examples: fixed (the report's code: one subset of iterations x "
                                       "batch per task for the whole run) or fresh (a new subset every epoch)",
                              choices=("fixed", "fresh"))

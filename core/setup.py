@@ -133,18 +133,19 @@ def layer_depth(name: str, n_layers: int) -> int:
 
 
 def make_optimizer(model: MultitaskBert, c: TrainConfig, lr: float, device: torch.device) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters; with ``layer_decay`` < 1 one group per depth, the lr times
-    ``layer_decay ** (top - depth)`` (the heads get ``lr``, the embeddings the smallest). Each group keeps its
-    ``base_lr`` for the schedule."""
+    """AdamW over the trainable parameters; with ``layer_decay`` < 1 or ``head_lr`` != 1 one group per depth:
+    the heads get ``lr * head_lr``, each encoder depth ``lr * layer_decay ** (top - depth)`` (the embeddings the
+    smallest). Each group keeps its ``base_lr`` for the schedule."""
     n = model.config.num_hidden_layers
+    split = c.layer_decay != 1.0 or c.head_lr != 1.0
     groups: dict[int, list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault(layer_depth(name, n) if c.layer_decay != 1.0 else 0, []).append(p)
-    top = n + 1 if c.layer_decay != 1.0 else 0
+            groups.setdefault(layer_depth(name, n) if split else 0, []).append(p)
+    top = n + 1 if split else 0
     fused = c.fused_adamw and device.type in ("cuda", "cpu")
-    param_groups = [{"params": ps, "lr": lr * c.layer_decay ** (top - d), "base_lr": lr * c.layer_decay ** (top - d)}
-                    for d, ps in sorted(groups.items())]
+    rates = {d: lr * (c.head_lr if d == top and split else c.layer_decay ** (top - d)) for d in groups}
+    param_groups = [{"params": groups[d], "lr": rates[d], "base_lr": rates[d]} for d in sorted(groups)]
     return torch.optim.AdamW(param_groups, lr=lr, weight_decay=c.weight_decay, fused=fused)
 
 

@@ -156,6 +156,21 @@ def test_layer_decay_gives_each_depth_its_learning_rate(tiny_encoder, demo_data,
     assert len(seen) == t.total_steps
 
 
+@pytest.mark.parametrize("layer_decay", [1.0, 0.5])
+def test_head_lr_multiplies_the_heads_learning_rate_only(tiny_encoder, demo_data, tmp_path, layer_decay):
+    t = make_trainer(tiny_encoder, demo_data, tmp_path, epochs=1, head_lr=10.0, layer_decay=layer_decay,
+                     variant="rrobin+rlayer")
+    n = t.model.config.num_hidden_layers
+    lr_of = {id(p): g["lr"] for g in t.optimizer.param_groups for p in g["params"]}
+    for head in (t.model.sst_classifier, t.model.relational.dense, t.model.para_out, t.model.sts_out):
+        assert lr_of[id(head.weight)] == pytest.approx(1e-3 * 10)
+    assert lr_of[id(t.model.bert.encoder.layer[n - 1].output.dense.weight)] == pytest.approx(1e-3 * layer_decay)
+    assert lr_of[id(t.model.bert.embeddings.word_embeddings.weight)] == pytest.approx(1e-3 * layer_decay ** (n + 1))
+    heads_before = t.model.sst_classifier.weight.detach().clone()
+    t.fit()
+    assert not torch.equal(heads_before, t.model.sst_classifier.weight)
+
+
 def test_ema_is_what_is_evaluated_and_saved_and_resume_continues_it(tiny_encoder, tmp_path):
     from safetensors.torch import load_file
 
@@ -218,7 +233,7 @@ def test_every_training_option_is_set_by_the_flag_of_its_name_and_by_a_config_fi
     """One source of truth: each field of TrainConfig/SmartConfig is a flag of the same name (``smart_lam`` is
     ``--smart-lam``), and a JSON file of the options (a run's config.json) gives them all back."""
     parser, values = build_parser(), other_values()
-    assert len(values) == 48
+    assert len(values) == 49
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         args = [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
