@@ -137,14 +137,13 @@ def make_optimizer(model: MultitaskBert, c: TrainConfig, lr: float, device: torc
     the heads get ``lr * head_lr``, each encoder depth ``lr * layer_decay ** (top - depth)`` (the embeddings the
     smallest). Each group keeps its ``base_lr`` for the schedule."""
     n = model.config.num_hidden_layers
-    split = c.layer_decay != 1.0 or c.head_lr != 1.0
+    split, top = c.layer_decay != 1.0 or c.head_lr != 1.0, n + 1
     groups: dict[int, list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault(layer_depth(name, n) if split else 0, []).append(p)
-    top = n + 1 if split else 0
+            groups.setdefault(layer_depth(name, n) if split else top, []).append(p)  # unsplit: one group at lr
     fused = c.fused_adamw and device.type in ("cuda", "cpu")
-    rates = {d: lr * (c.head_lr if d == top and split else c.layer_decay ** (top - d)) for d in groups}
+    rates = {d: lr * (c.head_lr if d == top else c.layer_decay ** (top - d)) for d in groups}
     param_groups = [{"params": groups[d], "lr": rates[d], "base_lr": rates[d]} for d in sorted(groups)]
     return torch.optim.AdamW(param_groups, lr=lr, weight_decay=c.weight_decay, fused=fused)
 
