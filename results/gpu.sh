@@ -14,6 +14,7 @@ MAX=${MAX_TRAIN:+--max-train $MAX_TRAIN}  # smoke runs only
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$RUNS/table2" "$RUNS/search"
+source "$(dirname "$0")/deadline.sh"
 ROWS="pretrain finetune finetune+smart rrobin rrobin+smart rrobin-pre+smart rrobin-full rrobin-full+smart rrobin-full+rlayer"
 pids=()
 for row in $ROWS; do
@@ -38,15 +39,7 @@ for name in "${!SEARCH[@]}"; do
         --name "$name" --threads 1 --checkpoint-every 1000000 $MAX > "$RUNS/search/$name.log" 2>&1 &
     pids+=($!)
 done
-alive() { local n=0 p; for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && n=$((n + 1)); done; echo "$n"; }
-end=$((SECONDS + DEADLINE))
-while [ $SECONDS -lt $end ] && [ "$(alive)" -gt 0 ]; do  # until the deadline or every process has ended
-    sleep 5
-done
-for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done  # stop after the current iteration
-sleep 20
-for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
-wait 2>/dev/null
+stop_at_deadline "$DEADLINE" 20 "${pids[@]}"  # until the deadline or every process has ended
 "$PY" - "$RUNS" "$EPOCHS" "$DATA" <<'PY'
 import json, sys
 from pathlib import Path
