@@ -17,6 +17,5 @@ if [ -e "$RUNS_DIR/best" ]; then
     echo "$RUNS_DIR/best exists; continue it with: walkless train --resume $RUNS_DIR/best" >&2
     exit 1
 fi
-exec walkless train --variant rrobin-full+rlayer+smart --smart-fast --epochs 3 --batch-size 32 --lr 5e-5 \
-    --lr-schedule linear --warmup 0.1 --dropout 0.1 --head-lr 10 \
-    --data-dir "$DATA_DIR" --runs-dir "$RUNS_DIR" --name best
+# The recipe's flags are in best.args (results/gpu-seeds.sh trains the same recipe at other seeds).
+exec walkless train $(<"$(dirname "$0")/best.args") --data-dir "$DATA_DIR" --runs-dir "$RUNS_DIR" --name best
