@@ -102,6 +102,10 @@ class TrainConfig:
     rrobin_subset: str = opt("fixed", "rrobin's examples: fixed (the report's code: one subset of iterations x "
                                       "batch per task for the whole run) or fresh (a new subset every epoch)",
                              choices=("fixed", "fresh"))
+    sst_passes: int = opt(1, "rrobin-full: SST steps per iteration, each a batch of SST's own size (2: two passes over "
+                              "SST per epoch, more SST updates); 1 = the report's", check=AT_LEAST_1)
+    label_smoothing: float = opt(0.0, "label smoothing of the 5-class sentiment losses (SST, CFIMDB); 0 = off",
+                                 check=FRACTION)
     pair_input: str = opt("bi", "pair tasks: bi (the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "
                                 "cross (one sequence [CLS] a [SEP] b [SEP] per pair, linear heads)",
                           choices=("bi", "cross"))
@@ -137,7 +141,10 @@ class TrainConfig:
             problem = check_value(f, kind, values[name])
             if problem:
                 raise ValueError(f"{flag(name)} {values[name]}: must be {problem}")
-        parse_variant(self.variant)
+        variant = parse_variant(self.variant)
+        if self.sst_passes != 1 and variant.base != "rrobin-full":
+            raise ValueError(f"--sst-passes {self.sst_passes}: only the rrobin-full schedule takes it "
+                             f"(variant {self.variant})")
         if self.smart.same_masks and self.smart.dropout_off:
             raise ValueError("--smart-same-masks replays dropout masks, so it needs --no-smart-dropout-off")
         return self

@@ -155,10 +155,11 @@ class MultitaskBert(nn.Module):
             p.requires_grad_(False)
 
 
-def task_loss(task: str, out: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def task_loss(task: str, out: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean training loss of one task batch; ``label_smoothing`` applies to the multi-class tasks only."""
     kind = TASKS[task].kind
     if kind == "classify":
-        return F.cross_entropy(out, labels)
+        return F.cross_entropy(out, labels, label_smoothing=label_smoothing)
     if kind == "binary":
         return F.binary_cross_entropy_with_logits(out, labels.to(out.dtype))
     return F.mse_loss(out, labels.to(out.dtype))

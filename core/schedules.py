@@ -62,6 +62,7 @@ class ScheduleOptions:
     temperature: float = 5.0
     rrobin_subset: str = "fixed"
     seed: int = 0
+    sst_passes: int = 1
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -194,11 +195,34 @@ class RoundRobin(Schedule):
 class Interleaved(Schedule):
     def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
         n, per_task = rrobin_full_sizes(sizes_of(lengths), o.batch_size)
-        return _interleave(lengths, per_task, n, rng, o.bucket)
+        if o.sst_passes == 1 or "sst" not in lengths:
+            return _interleave(lengths, per_task, n, rng, o.bucket)
+        return _extra_sst_steps(lengths, per_task, n, rng, o)
 
     def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
         n, per_task = rrobin_full_sizes(sizes, o.batch_size)
-        return {"iterations": n, "batch_sizes": per_task, "anchor": anchor_task(sizes)}
+        d = {"iterations": n, "batch_sizes": per_task, "anchor": anchor_task(sizes)}
+        return {**d, "sst_passes": o.sst_passes} if o.sst_passes != 1 else d
+
+
+def _extra_sst_steps(lengths: Lengths, per_task: dict[str, int], n: int, rng: random.Random,
+                     o: ScheduleOptions) -> Plan:
+    """``rrobin-full`` with ``sst_passes`` SST batches per iteration: each iteration is the usual one with the
+    extra SST steps placed after the other tasks' steps in turn (k=2: sst, para, sst, sts), so SST's updates
+    stay spread out; SST's batches are drawn as one stream of ``k * n`` (``k`` passes over its data)."""
+    k, others = o.sst_passes, [t for t in lengths if t != "sst"]
+    sst = iter(_cycled_batches(lengths["sst"], per_task["sst"], k * n, rng, o.bucket))
+    rest = {t: _cycled_batches(lengths[t], per_task[t], n, rng, o.bucket) for t in others}
+    plan: Plan = []
+    for i in range(n):
+        it, extra = [("sst", next(sst))], k - 1
+        for j, t in enumerate(others):
+            it.append((t, rest[t][i]))
+            take = extra if j == len(others) - 1 else min(extra, 1)  # the last slot takes what is left
+            it += [("sst", next(sst)) for _ in range(take)]
+            extra -= take
+        plan.append(it)
+    return plan
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. a NaN loss); the message names the step and task."""
 
 
-def batch_loss(model: MultitaskBert, smart: Smart | None, task: str, batch: Batch) -> torch.Tensor:
+def batch_loss(model: MultitaskBert, smart: Smart | None, task: str, batch: Batch,
+               label_smoothing: float = 0.0) -> torch.Tensor:
     """Mean loss of one task batch, with the SMART terms when ``smart`` is set."""
     if smart is not None:
         smart.capture_rng()  # the Bregman teacher replays this forward's dropout masks
@@ -62,7 +63,7 @@ def batch_loss(model: MultitaskBert, smart: Smart | None, task: str, batch: Batc
     if smart is not None:
         smart.capture_rng("encoder")  # with same_masks, the perturbed forwards replay the encoder's masks
     out = model.head(task, emb, batch.attention_mask)
-    loss = task_loss(task, out, batch.labels)
+    loss = task_loss(task, out, batch.labels, label_smoothing)
     if smart is not None:
         loss = loss + smart.regularizer(task, batch, emb, out)
     return loss
@@ -72,14 +73,15 @@ class StepLoss(nn.Module):
     """The weighted losses of some task batches as one module call, so that DistributedDataParallel can
     wrap it (DDP only synchronises gradients of work done inside its ``forward``)."""
 
-    def __init__(self, model: MultitaskBert, smart: Smart | None):
+    def __init__(self, model: MultitaskBert, smart: Smart | None, label_smoothing: float = 0.0):
         super().__init__()
         self.model = model
         self.smart = smart  # not a module: the teacher is not trained and not synchronised
+        self.label_smoothing = label_smoothing
 
     def forward(self, items: list[tuple[str, Batch, float]]) -> torch.Tensor:
         """items: (task, batch, weight) -> weighted mean losses (K,)."""
-        return torch.stack([batch_loss(self.model, self.smart, task, batch) * w for task, batch, w in items])
+        return torch.stack([batch_loss(self.model, self.smart, task, batch, self.label_smoothing) * w for task, batch, w in items])
 
 
 def encode_plan(plan: Plan, tasks: tuple[str, ...]) -> dict[str, torch.Tensor]:
@@ -117,7 +119,7 @@ class Trainer:
         self.schedule = ScheduleOptions.from_config(c)
         self.total_steps = planned_steps(setup)
         self.smart = Smart(self.model, c.smart) if setup.variant.smart else None
-        self.step_loss: nn.Module = StepLoss(self.model, self.smart)
+        self.step_loss: nn.Module = StepLoss(self.model, self.smart, c.label_smoothing)
         if self.dist.enabled:
             # find_unused_parameters: each step trains one task head, the others sit idle
             self.step_loss = nn.parallel.DistributedDataParallel(self.step_loss, find_unused_parameters=True)

@@ -4,11 +4,15 @@
 # deadline. It measures how far one seed's SST moves, which one CPU run cannot. A stopped run keeps its finished
 # epochs, and running the script again resumes it from its checkpoint. Writes RUNS_DIR/seeds.json (per run: settings,
 # per-epoch dev numbers) and RUNS_DIR/seeds.md (the table, and the mean and spread over seeds per epoch).
-#   results/gpu-seeds.sh DATA_DIR RUNS_DIR [DEADLINE_SECONDS]     (DEADLINE_SECONDS 0: only write the summary)
+#   results/gpu-seeds.sh DATA_DIR RUNS_DIR [DEADLINE_SECONDS [RUNS_FILE]]   (DEADLINE_SECONDS 0: only the summary)
+# RUNS_FILE (e.g. results/gpu-levers.runs) replaces the runs below: one run per line, its name and the flags
+# added after the recipe's (a flag given twice takes the later value), e.g. "sst2-s0 --sst-passes 2 --seed 0".
 set -uo pipefail
-DATA=${1:?usage: results/gpu-seeds.sh DATA_DIR RUNS_DIR [DEADLINE_SECONDS]}
-RUNS=${2:?usage: results/gpu-seeds.sh DATA_DIR RUNS_DIR [DEADLINE_SECONDS]}
+USAGE="usage: results/gpu-seeds.sh DATA_DIR RUNS_DIR [DEADLINE_SECONDS [RUNS_FILE]]"
+DATA=${1:?$USAGE}
+RUNS=${2:?$USAGE}
 DEADLINE=${3:-300}
+RUNS_FILE=${4:-}
 PY=${PYTHON:-python3}
 MAX="${MAX_TRAIN:+--max-train $MAX_TRAIN} ${MAX_DEV:+--max-dev $MAX_DEV}"  # smoke runs only
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -20,6 +24,12 @@ declare -A SPEC=([q-s0]="$Q --seed 0" [q-s1]="$Q --seed 1" [q-s2]="$Q --seed 2" 
                  [q-s4]="$Q --seed 4" [q-s5]="$Q --seed 5"
                  [q-drop03-s0]="${Q/--dropout 0.1/--dropout 0.3} --seed 0"
                  [q-drop03-s1]="${Q/--dropout 0.1/--dropout 0.3} --seed 1")
+if [ -n "$RUNS_FILE" ]; then
+    SPEC=()
+    while read -r name flags; do
+        [ -n "$name" ] && [ "${name:0:1}" != "#" ] && SPEC[$name]="$Q $flags"
+    done < "$RUNS_FILE"
+fi
 pids=()
 for name in "${!SPEC[@]}"; do
     [ "$DEADLINE" -gt 0 ] || break
