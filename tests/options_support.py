@@ -16,4 +16,5 @@ def other_values() -> dict[str, Any]:
         default = default_of(f)
         choices = f.metadata["choices"] or ([not default] if kind is bool else CANDIDATES[kind])
         out[name] = next(v for v in choices if v != default and check_value(f, kind, v) is None)
+    out["variant"] = "rrobin-full"  # the one schedule that takes every option (--sst-passes)
     return out

@@ -170,3 +170,50 @@ def test_describe_schedule_matches_plans():
     ann = SCHEDULES["annealed"].describe(SIZES, o)["probabilities_per_epoch"]
     assert ann[0] == pytest.approx(sampling_probabilities(SIZES), abs=1e-4)
     assert ann[1] == pytest.approx(sampling_probabilities(SIZES, 0.2), abs=1e-4)
+
+
+@pytest.mark.parametrize("passes", [2, 3])
+def test_rrobin_full_sst_passes_adds_sst_steps_between_the_other_tasks(passes):
+    # SST 297 = 33 batches of b_sst = 9 at B=32: one pass (31 x 9 = 279) misses some SST examples, two cover all.
+    sizes, B = {"sst": 297, "para": 1000, "sts": 130}, 32
+    lengths = fake_lengths(sizes)
+    n, per_task_size = rrobin_full_sizes(sizes, B)
+    b_sst = per_task_size["sst"]
+    assert (n, b_sst) == (31, 9)
+    one = make_plan("rrobin-full", lengths, 1, random.Random(0), ScheduleOptions(B))
+    plan = make_plan("rrobin-full", lengths, 1, random.Random(0), ScheduleOptions(B, sst_passes=passes))
+    assert len(plan) == len(one) == n  # the anchor still sets the iterations
+    order = {2: ["sst", "para", "sst", "sts"], 3: ["sst", "para", "sst", "sts", "sst"]}[passes]
+    assert all([t for t, _ in it] == order for it in plan)
+    counts, batch_sizes = per_task(plan)
+    counts_one, batch_sizes_one = per_task(one)
+    assert counts == Counter({"sst": passes * n, "para": n, "sts": n})
+    assert counts_one == Counter({"sst": n, "para": n, "sts": n})
+    assert batch_sizes == batch_sizes_one == {"sst": {b_sst}, "para": {B}, "sts": {per_task_size["sts"]}}
+    assert plan_steps(plan) == plan_steps(one) + (passes - 1) * n == (passes + 2) * n
+    sst = [i for it in plan for t, b in it if t == "sst" for i in b]
+    assert passes * n * b_sst >= sizes["sst"] and set(sst) == set(range(sizes["sst"]))
+    assert set(i for it in one for t, b in it if t == "sst" for i in b) != set(range(sizes["sst"]))
+    para = [i for it in plan for t, b in it if t == "para" for i in b]
+    assert len(set(para)) == len(para) == n * B  # the anchor is untouched: each Quora example at most once
+    d = SCHEDULES["rrobin-full"].describe(sizes, ScheduleOptions(B, sst_passes=passes))
+    assert d["sst_passes"] == passes and d["iterations"] == n and d["batch_sizes"] == per_task_size
+    assert "sst_passes" not in SCHEDULES["rrobin-full"].describe(sizes, ScheduleOptions(B))
+
+
+@pytest.mark.parametrize("passes", [1, 2])
+def test_planned_steps_count_the_extra_sst_steps(passes):
+    from types import SimpleNamespace
+
+    from core.setup import planned_steps
+    from core.variants import parse_variant
+
+    lengths = fake_lengths({"sst": 297, "para": 1000, "sts": 130})
+
+    def steps(**kw) -> int:  # planned_steps reads a Setup's config, variant and training lengths only
+        c = TrainConfig(variant="rrobin-full", batch_size=32, sst_passes=passes, **kw)
+        return planned_steps(SimpleNamespace(config=c, variant=parse_variant(c.variant),
+                                             train={t: SimpleNamespace(lengths=v) for t, v in lengths.items()}))
+
+    assert steps(epochs=2) == 2 * 31 * (passes + 2)  # 2 epochs x 31 iterations x (SST passes + para + sts)
+    assert steps(epochs=1, max_steps=5) == 5 * (passes + 2)  # --max-steps caps iterations, SST steps and all
