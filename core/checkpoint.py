@@ -228,3 +228,37 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise CheckpointError(f"{folder}: config.json or walkless.json has unusable fields ({e})") from e
     load_model_weights(model, folder)
     return model.to(device).eval(), meta, load_tokenizer(folder)
+
+
+# --- checkpoint averaging -----------------------------------------------------------------------------
+
+def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
+    """Write the uniform average of the weights of ``paths`` (run folders: their best checkpoint; or checkpoint
+    folders) to the new checkpoint folder ``out``, which scores, evaluates and loads like any other (no trainer
+    state: it cannot be resumed). Every checkpoint must have the same encoder config and heads."""
+    out = Path(out)
+    if len(paths) < 2:
+        raise ValueError("averaging needs at least two checkpoints")
+    if out.exists():
+        raise ValueError(f"{out}: exists; averaging writes a new folder")
+    folders = [checkpoint_path(p) for p in paths]
+    model, meta, _ = load_checkpoint(folders[0])
+    total = {k: v.double() for k, v in model.state_dict().items()}
+    for f in folders[1:]:
+        other, other_meta, _ = load_checkpoint(f)
+        if other.config != model.config or other_meta["heads"] != meta["heads"]:
+            raise ValueError(f"{f}: another encoder config or other heads than {folders[0]}; cannot average them")
+        for k, v in other.state_dict().items():
+            total[k] += v.double()
+    model.load_state_dict({k: (v / len(folders)).to(model.state_dict()[k].dtype) for k, v in total.items()})
+    keep = {k: meta[k] for k in ("variant", "tasks", "encoder") if k in meta}
+    info = {**keep, "averaged": [str(f) for f in folders], "epoch": meta.get("epoch"), "step": meta.get("step")}
+    tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _write_files(tmp, model, info, folders[0], None, None)
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

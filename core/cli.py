@@ -219,6 +219,14 @@ def cmd_compare(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_average(a: argparse.Namespace) -> int:
+    from core.checkpoint import average_checkpoints
+
+    out = average_checkpoints(a.checkpoints, a.out)
+    console.print(f"wrote the average of {len(a.checkpoints)} checkpoints to {escape(str(out))}", soft_wrap=True)
+    return 0
+
+
 def cmd_demo_data(a: argparse.Namespace) -> int:
     from core.demo import write_demo_data
 
@@ -260,6 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true", help="rows as JSON on stdout (metrics, s/epoch, settings)")
     fmt.add_argument("--markdown", action="store_true", help="the table as GitHub markdown on stdout")
     c.set_defaults(func=cmd_compare)
+    v = sub.add_parser("average", help="checkpoint averaging: the mean of some checkpoints' weights (e.g. a run's "
+                                       "last epochs) as a new checkpoint folder, for eval, predict and the app")
+    v.add_argument("checkpoints", nargs="+", help="run folders (their best checkpoint) or checkpoint folders")
+    v.add_argument("--out", required=True, help="the new checkpoint folder (must not exist)")
+    v.set_defaults(func=cmd_average)
     d = sub.add_parser("demo-data", help="write the synthetic demo dataset into a folder")
     d.add_argument("out")
     d.add_argument("--seed", type=int, default=0)

@@ -158,3 +158,39 @@ def test_trainer_state_round_trips_without_pickle(tiny_encoder):
     assert all(torch.equal(s1["state"][i][k], s2["state"][i][k]) for i in s1["state"] for k in s1["state"][i])
     with pytest.raises(TypeError, match="without pickle"):
         pack_state({"f": object()}, "state", {})
+
+
+def test_average_writes_the_mean_of_the_weights_as_a_loadable_checkpoint(tiny_encoder, tmp_path, capsys):
+    from core.checkpoint import average_checkpoints
+    from core.cli import main
+
+    models = [small_model(tiny_encoder, seed) for seed in (0, 1, 2)]
+    for m in models:  # the encoder starts from the same weights: move it apart, as training would
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(torch.randn_like(p))
+    (tmp_path / "run").mkdir()
+    saved = [save_checkpoint(tmp_path / "run", f"step-{i}", m, {"step": i, "epoch": i, "variant": "rrobin"},
+                             tiny_encoder) for i, m in enumerate(models)]
+    out = average_checkpoints(saved, tmp_path / "avg")
+    verify_checkpoint(out)
+    avg, meta, tok = load_checkpoint(out)
+    states = [m.state_dict() for m in models]
+    for k, v in avg.state_dict().items():
+        assert torch.allclose(v, sum(s[k] for s in states) / 3, atol=1e-6), k
+    assert meta["averaged"] == [str(p) for p in saved] and meta["variant"] == "rrobin" and tok is not None
+    assert not (out / C.STATE_JSON).exists()  # weights for scoring only: nothing to resume
+    with pytest.raises(ValueError, match="exists"):
+        average_checkpoints(saved, out)
+    with pytest.raises(ValueError, match="at least two"):
+        average_checkpoints(saved[:1], tmp_path / "one")
+    other = MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(tasks=("sst", "para", "sts")))
+    odd = save_checkpoint(tmp_path / "run", "odd", other, {"step": 9}, tiny_encoder)
+    with pytest.raises(ValueError, match="other heads"):
+        average_checkpoints([saved[0], odd], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+    assert main(["average", str(saved[0]), str(saved[1]), "--out", str(tmp_path / "cli")]) == 0
+    assert "wrote the average of 2 checkpoints" in capsys.readouterr().err
+    pair, _, _ = load_checkpoint(tmp_path / "cli")
+    w = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.allclose(pair.state_dict()[w], (states[0][w] + states[1][w]) / 2, atol=1e-6)
