@@ -184,9 +184,9 @@ def test_nan_loss_stops_naming_step_and_task_and_keeps_the_last_good_checkpoint(
     real = core.trainer.task_loss
     calls = {"n": 0}
 
-    def poisoned(task, out, labels):
+    def poisoned(task, out, labels, label_smoothing=0.0):
         calls["n"] += 1
-        loss = real(task, out, labels)
+        loss = real(task, out, labels, label_smoothing)
         return loss * float("nan") if calls["n"] == 5 else loss  # step 5: NaN grads -> NaN weights
 
     monkeypatch.setattr(core.trainer, "task_loss", poisoned)
