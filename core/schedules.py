@@ -22,7 +22,8 @@ Schedules (B = ``batch_size``, n_t = training examples of task t):
   at most once, the remainder dropped) and every other task ``b_t = max(1, floor(B * n_t / n_anchor))``.
   Floor, not round, is what reproduces the report's 64 / 3 / 2 for Quora / SST / STS at 141,506 / 8,544 /
   6,040 examples (round would give 4 and 3); the smaller tasks then see ``b_t * iterations <= n_t`` examples
-  per epoch, a fresh shuffle each epoch.
+  per epoch, a fresh shuffle each epoch. ``sst_passes=k`` (beyond the report) puts k SST batches of ``b_sst`` in
+  each iteration, spread between the other tasks' steps: k passes over SST per epoch.
 - ``proportional`` (beyond the report): each step samples its task with ``p_t ∝ n_t`` and takes a batch of
   B from it; ``floor(sum_t n_t / B)`` steps per epoch, i.e. the same number of examples as one pass over every
   task (so in expectation each task is seen once per epoch, as with ``rrobin-full``). Steps are grouped into
