@@ -94,10 +94,13 @@ def _cycled_batches(lengths: list[int], size: int, count: int, rng: random.Rando
     return out[:count]
 
 
-def _interleave(lengths: Lengths, sizes: dict[str, int], n: int, rng: random.Random, bucket: bool) -> Plan:
-    """``n`` iterations, each one batch of ``sizes[t]`` from every task in ``lengths`` order."""
-    per_task = {t: _cycled_batches(lengths[t], sizes[t], n, rng, bucket) for t in lengths}
-    return [[(t, per_task[t][i]) for t in lengths] for i in range(n)]
+def _interleave(lengths: Lengths, sizes: dict[str, int], n: int, rng: random.Random, bucket: bool,
+                order: list[str] | None = None) -> Plan:
+    """``n`` iterations, each the tasks of ``order`` (default: every task once, in ``lengths`` order) with a batch
+    of ``sizes[t]`` per step; a task named twice in ``order`` draws twice as many batches of its data."""
+    order = order or list(lengths)
+    streams = {t: iter(_cycled_batches(lengths[t], sizes[t], order.count(t) * n, rng, bucket)) for t in lengths}
+    return [[(t, next(streams[t])) for t in order] for _ in range(n)]
 
 
 def rrobin_iterations(sizes: dict[str, int], batch_size: int) -> int:
@@ -196,9 +199,7 @@ class RoundRobin(Schedule):
 class Interleaved(Schedule):
     def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
         n, per_task = rrobin_full_sizes(sizes_of(lengths), o.batch_size)
-        if o.sst_passes == 1 or "sst" not in lengths:
-            return _interleave(lengths, per_task, n, rng, o.bucket)
-        return _extra_sst_steps(lengths, per_task, n, rng, o)
+        return _interleave(lengths, per_task, n, rng, o.bucket, sst_pass_order(list(lengths), o.sst_passes))
 
     def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
         n, per_task = rrobin_full_sizes(sizes, o.batch_size)
@@ -206,24 +207,17 @@ class Interleaved(Schedule):
         return {**d, "sst_passes": o.sst_passes} if o.sst_passes != 1 else d
 
 
-def _extra_sst_steps(lengths: Lengths, per_task: dict[str, int], n: int, rng: random.Random,
-                     o: ScheduleOptions) -> Plan:
-    """``rrobin-full`` with ``sst_passes`` SST batches per iteration: each iteration is the usual one with the
-    extra SST steps placed after the other tasks' steps in turn (k=2: sst, para, sst, sts), so SST's updates
-    stay spread out; SST's batches are drawn as one stream of ``k * n`` (``k`` passes over its data)."""
-    k, others = o.sst_passes, [t for t in lengths if t != "sst"]
-    sst = iter(_cycled_batches(lengths["sst"], per_task["sst"], k * n, rng, o.bucket))
-    rest = {t: _cycled_batches(lengths[t], per_task[t], n, rng, o.bucket) for t in others}
-    plan: Plan = []
-    for i in range(n):
-        it, extra = [("sst", next(sst))], k - 1
-        for j, t in enumerate(others):
-            it.append((t, rest[t][i]))
-            take = extra if j == len(others) - 1 else min(extra, 1)  # the last slot takes what is left
-            it += [("sst", next(sst)) for _ in range(take)]
-            extra -= take
-        plan.append(it)
-    return plan
+def sst_pass_order(tasks: list[str], passes: int) -> list[str]:
+    """One ``rrobin-full`` iteration's tasks with ``passes`` SST steps: the usual order with the extra SST steps
+    after the other tasks' steps in turn, so SST's updates stay spread out (2: sst, para, sst, sts; 3: sst, para,
+    sst, sts, sst). Without SST, or with one pass, the usual order."""
+    if passes == 1 or "sst" not in tasks:
+        return tasks
+    order, extra = ["sst"], passes - 1
+    for t in (t for t in tasks if t != "sst"):
+        order += [t] + ["sst"] * min(extra, 1)
+        extra -= min(extra, 1)
+    return order + ["sst"] * extra
 
 
 @dataclass(frozen=True)
