@@ -250,7 +250,8 @@ def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
             raise ValueError(f"{f}: another encoder config or other heads than {folders[0]}; cannot average them")
         for k, v in other.state_dict().items():
             total[k] += v.double()
-    model.load_state_dict({k: (v / len(folders)).to(model.state_dict()[k].dtype) for k, v in total.items()})
+    dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+    model.load_state_dict({k: (v / len(folders)).to(dtypes[k]) for k, v in total.items()})
     keep = {k: meta[k] for k in ("variant", "tasks", "encoder") if k in meta}
     info = {**keep, "averaged": [str(f) for f in folders], "epoch": meta.get("epoch"), "step": meta.get("step")}
     tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
