@@ -102,6 +102,7 @@ class Smart:
         self._modules = list(model.modules())
         self._rng: dict[str, torch.Tensor] = {}  # random state where the main forward / its encoder started
         self._warned = False
+        self.terms: list[tuple[torch.Tensor, torch.Tensor]] = []  # (R_s, Bregman) per batch, unweighted, detached
         if config.same_masks and config.dropout_off:
             raise ValueError("SMART: same_masks replays dropout masks, so it needs dropout on (dropout_off=False)")
 
@@ -109,13 +110,17 @@ class Smart:
     def regularizer(self, task: str, batch: Batch, emb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """λ·R_s + μ·Bregman for one batch. emb: the main forward's embedding output (N, T, C) (with its
         graph); out: the main forward's task output. Returns a scalar to add to the task loss."""
-        reg = out.new_zeros((), dtype=torch.float32)
-        if self.config.lam > 0:
-            reg = reg + self.config.lam * self.adversarial(task, batch, emb, out)
-        if self.config.mu > 0:
-            reg = reg + self.config.mu * self.bregman(task, batch, out)
+        zero = out.new_zeros((), dtype=torch.float32)
+        r_s = self.adversarial(task, batch, emb, out) if self.config.lam > 0 else zero
+        breg = self.bregman(task, batch, out) if self.config.mu > 0 else zero
         self._rng = {}
-        return reg
+        self.terms.append((r_s.detach().float(), breg.detach().float()))  # read by the trainer's step log
+        return zero + self.config.lam * r_s + self.config.mu * breg
+
+    def drain_terms(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The (R_s, Bregman) pairs of the batches since the last call, in order (device tensors, no sync)."""
+        terms, self.terms = self.terms, []
+        return terms
 
     def adversarial(self, task: str, batch: Batch, emb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """R_s = l_s(f(x + δ), f(x)) with δ from ``ascend`` (see the module docstring for dropout)."""

@@ -137,7 +137,8 @@ class Trainer:
         self.best = float("-inf")
         self.stop_requested = False
         self.on_progress: Progress | None = None
-        self._pending: list[tuple[int, str, torch.Tensor]] = []  # (step, task, loss) not yet on the host
+        # (step, task, loss, SMART's (R_s, Bregman) or None) not yet on the host
+        self._pending: list[tuple[int, str, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]] = []
 
     @property
     def is_main(self) -> bool:
@@ -178,17 +179,21 @@ class Trainer:
                 loss = self.losses([(task, idx)])
                 loss.sum().backward()
                 self.optimizer_step()
-                self.record(task, loss[0])
+                self.record(task, loss[0], *self.smart_terms(1))
         else:
             losses = self.losses(steps)
             losses.sum().backward()
             self.optimizer_step()
-            for (task, _), loss in zip(steps, losses, strict=True):
-                self.record(task, loss)
+            for (task, _), loss, terms in zip(steps, losses, self.smart_terms(len(steps)), strict=True):
+                self.record(task, loss, terms)
 
-    def record(self, task: str, loss: torch.Tensor) -> None:
+    def smart_terms(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+        """SMART's (R_s, Bregman) of the last ``n`` batches (None each without SMART)."""
+        return self.smart.drain_terms()[-n:] if self.smart is not None else [None] * n
+
+    def record(self, task: str, loss: torch.Tensor, terms: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.step += 1
-        self._pending.append((self.step, task, loss.detach()))
+        self._pending.append((self.step, task, loss.detach(), terms))
         if self.step % self.config.log_every == 0:
             self.flush_losses()
 
@@ -197,20 +202,25 @@ class Trainer:
         the first non-finite one, and log each task's mean."""
         if not self._pending:
             return
-        values = all_mean(torch.stack([x for _, _, x in self._pending]).float(), self.dist).tolist()
-        for (step, task, _), v in zip(self._pending, values, strict=True):
+        smart = all(terms is not None for *_, terms in self._pending)
+        rows = [torch.stack([x.float(), *terms]) if smart else x.float().reshape(1) for _, _, x, terms in self._pending]
+        values = all_mean(torch.stack(rows).float(), self.dist).tolist()  # (n, 3) with SMART, else (n, 1)
+        for (step, task, _, _), (v, *_) in zip(self._pending, values, strict=True):
             if not math.isfinite(v):
                 self._pending.clear()
                 raise TrainingError(f"loss is {v} at step {step} on task {task}; training stopped, the last "
                                     f"good checkpoint is kept ({self.last_checkpoint() or 'none saved yet'})")
-        per_task: dict[str, list[float]] = {}
-        for (_, task, _), v in zip(self._pending, values, strict=True):
-            per_task.setdefault(task, []).append(v)
-        means = {task: sum(vs) / len(vs) for task, vs in per_task.items()}
-        for task, loss in means.items():
-            self.metrics.write("step", step=self.step, epoch=self.epoch, task=task, loss=loss)
-        step_log.info("step %d: %s", self.step, "  ".join(f"{t} loss {loss:.4f}" for t, loss in means.items()))
+        per_task: dict[str, list[list[float]]] = {}
+        for (_, task, _, _), row in zip(self._pending, values, strict=True):
+            per_task.setdefault(task, []).append(row)
         self._pending.clear()
+        parts = []
+        for task, task_rows in per_task.items():
+            loss, *terms = (sum(col) / len(col) for col in zip(*task_rows, strict=True))
+            extra = {"smart_rs": terms[0], "bregman": terms[1]} if smart else {}
+            self.metrics.write("step", step=self.step, epoch=self.epoch, task=task, loss=loss, **extra)
+            parts.append(f"{task} loss {loss:.4f}" + (f" (R_s {terms[0]:.1e}, Bregman {terms[1]:.1e})" if smart else ""))
+        step_log.info("step %d: %s", self.step, "  ".join(parts))
 
     # --- epochs -----------------------------------------------------------------------------------
     def plan(self, epoch: int) -> Plan:

@@ -30,8 +30,8 @@ def freeze(marker: Path) -> None:
 def at_step(n: int, marker: Path) -> None:
     record = core.trainer.Trainer.record
 
-    def patched(self, task, loss):
-        record(self, task, loss)
+    def patched(self, task, loss, *rest):
+        record(self, task, loss, *rest)
         if self.step == n:
             freeze(marker)
 

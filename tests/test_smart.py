@@ -254,3 +254,68 @@ def test_the_training_loss_is_task_loss_plus_lambda_r_plus_mu_bregman(setup, mod
     plain, r, b = loss(0.0, 0.0), loss(1.0, 0.0), loss(0.0, 1.0)
     assert r - plain > 1e-7 and b - plain > 1e-7
     assert loss(5.0, 2.0) - plain == pytest.approx(5.0 * (r - plain) + 2.0 * (b - plain), rel=1e-3, abs=1e-7)
+
+
+# --- the trainer logs each term -------------------------------------------------------------------------
+def smart_run(tiny_encoder, demo_data, tmp_path, variant="rrobin+smart", **smart):
+    from core.trainer import Trainer
+
+    torch.manual_seed(0)
+    c = TrainConfig(variant=variant, encoder=str(tiny_encoder), data_dir=str(demo_data), runs_dir=str(tmp_path),
+                    max_train=24, max_dev=8, batch_size=4, lr=1e-3, epochs=1, log_every=1,
+                    smart=SmartConfig(eps=3e-2, sigma=3e-2, **smart))
+    (tmp_path / "run").mkdir(parents=True)
+    return Trainer(prepare(c), tmp_path / "run")
+
+
+def log_lines(fit) -> list[str]:
+    """The step-log lines (``walkless.steps``, train.log's) written while ``fit()`` runs."""
+    import logging
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger("walkless.steps")
+    logger.addHandler(handler)
+    try:
+        fit()
+    finally:
+        logger.removeHandler(handler)
+    return lines
+
+
+def test_the_step_log_shows_r_s_and_bregman_as_the_trainer_added_them(tiny_encoder, demo_data, tmp_path):
+    """Each step record carries SMART's two unweighted terms, and λ·R_s + μ·Bregman is what the regularizer
+    returned for that step; the Bregman term is 0 at step 1 (teacher = θ), then not."""
+    from core.runs import read_metrics
+
+    t = smart_run(tiny_encoder, demo_data, tmp_path, lam=2.0, mu=3.0)
+    added, regularizer = [], t.smart.regularizer
+
+    def recording(*a, **k):
+        reg = regularizer(*a, **k)
+        added.append(reg.item())
+        return reg
+
+    t.smart.regularizer = recording
+    lines = log_lines(t.fit)
+    steps = [r for r in read_metrics(tmp_path / "run") if r["kind"] == "step"]
+    assert len(steps) == len(added) == t.step > 3
+    for r, reg in zip(steps, added, strict=True):
+        assert 2.0 * r["smart_rs"] + 3.0 * r["bregman"] == pytest.approx(reg, rel=1e-5, abs=1e-9)
+        assert r["loss"] > 2.0 * r["smart_rs"] + 3.0 * r["bregman"] - 1e-9
+    assert steps[0]["bregman"] == 0.0 and all(r["bregman"] > 0 for r in steps[1:])
+    assert all(r["smart_rs"] > 0 for r in steps)
+    assert len(lines) == t.step and all("(R_s " in line and ", Bregman " in line for line in lines)
+
+
+def test_lambda_0_logs_a_zero_r_s_and_a_plain_run_no_smart_terms(tiny_encoder, demo_data, tmp_path):
+    from core.runs import read_metrics
+
+    smart_run(tiny_encoder, demo_data, tmp_path / "a", lam=0.0).fit()
+    steps = [r for r in read_metrics(tmp_path / "a" / "run") if r["kind"] == "step"]
+    assert steps and all(r["smart_rs"] == 0.0 for r in steps) and any(r["bregman"] > 0 for r in steps)
+    lines = log_lines(smart_run(tiny_encoder, demo_data, tmp_path / "b", variant="rrobin").fit)
+    plain = [r for r in read_metrics(tmp_path / "b" / "run") if r["kind"] == "step"]
+    assert plain and not any("smart_rs" in r or "bregman" in r for r in plain)
+    assert lines and not any("R_s" in line or "Bregman" in line for line in lines)
