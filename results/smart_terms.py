@@ -25,25 +25,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.checkpoint import load_checkpoint, read_trainer_state  # noqa: E402
 from core.config import SmartConfig  # noqa: E402
 from core.data import collate, load_task  # noqa: E402
-from core.multitask import MultitaskBert, task_loss  # noqa: E402
+from core.multitask import MultitaskBert  # noqa: E402
 from core.smart import Smart  # noqa: E402
+from core.trainer import batch_loss  # noqa: E402
 
 BATCH = {"sst": 18, "para": 32, "sts": 13}  # rrobin-full's per-task batches at --batch-size 32 on ../shared/data
 
 
 def terms(model: MultitaskBert, smart: Smart, task: str, data, batches: int) -> tuple[float, float, float]:
-    """Mean (task loss, R_s, Bregman) over ``batches`` random training batches of ``task``."""
+    """Mean (task loss, R_s, Bregman) over ``batches`` random training batches of ``task``, each through the
+    trainer's own ``batch_loss`` (λ = μ = 1, so the task loss is its total minus the two terms it recorded)."""
     sums = [0.0, 0.0, 0.0]
     for k in range(batches):
         batch = collate(data, random.Random(k).sample(range(len(data)), BATCH[task]))
-        smart.capture_rng()
-        emb = model.embed(batch)
-        smart.capture_rng("encoder")
-        out = model.head(task, emb, batch.attention_mask)
-        rs = smart.adversarial(task, batch, emb, out)  # with grad: the ascent steps differentiate it
-        with torch.no_grad():
-            values = (task_loss(task, out, batch.labels), rs, smart.bregman(task, batch, out))
-        sums = [s + v.item() for s, v in zip(sums, values, strict=True)]
+        total = batch_loss(model, smart, task, batch).item()
+        ((r_s, bregman),) = smart.drain_terms()
+        sums = [s + v for s, v in zip(sums, (total - r_s.item() - bregman.item(), r_s.item(), bregman.item()),
+                                      strict=True)]
     return sums[0] / batches, sums[1] / batches, sums[2] / batches
 
 
@@ -66,7 +64,8 @@ def main() -> None:
     data = {t: load_task(args.data_dir, t, "train", tokenizer) for t in BATCH}
     print("| σ = ε | task | task loss | R_s | Bregman |\n|---:|---|---:|---:|---:|")
     for sigma in args.sigma:
-        config = SmartConfig(eps=sigma, sigma=sigma, steps=args.steps, dropout_off=False, same_masks=True)
+        config = SmartConfig(lam=1.0, mu=1.0, eps=sigma, sigma=sigma, steps=args.steps, dropout_off=False,
+                             same_masks=True)
         smart = Smart(model, config)
         smart.load_state_dict(teacher)
         for task in BATCH:
