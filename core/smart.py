@@ -110,7 +110,7 @@ class Smart:
     def regularizer(self, task: str, batch: Batch, emb: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """λ·R_s + μ·Bregman for one batch. emb: the main forward's embedding output (N, T, C) (with its
         graph); out: the main forward's task output. Returns a scalar to add to the task loss."""
-        zero = out.new_zeros((), dtype=torch.float32)
+        zero = out.new_zeros((), dtype=torch.float32)  # the sum stays float32 under bf16 autocast
         r_s = self.adversarial(task, batch, emb, out) if self.config.lam > 0 else zero
         breg = self.bregman(task, batch, out) if self.config.mu > 0 else zero
         self._rng = {}

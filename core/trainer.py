@@ -188,8 +188,12 @@ class Trainer:
                 self.record(task, loss, terms)
 
     def smart_terms(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
-        """SMART's (R_s, Bregman) of the last ``n`` batches (None each without SMART)."""
-        return self.smart.drain_terms()[-n:] if self.smart is not None else [None] * n
+        """SMART's (R_s, Bregman) of the ``n`` batches just trained (None each without SMART)."""
+        if self.smart is None:
+            return [None] * n
+        terms = self.smart.drain_terms()
+        assert len(terms) == n, f"SMART recorded {len(terms)} batches' terms for {n} steps"
+        return terms
 
     def record(self, task: str, loss: torch.Tensor, terms: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.step += 1
@@ -204,7 +208,7 @@ class Trainer:
             return
         smart = all(terms is not None for *_, terms in self._pending)
         rows = [torch.stack([x.float(), *terms]) if smart else x.float().reshape(1) for _, _, x, terms in self._pending]
-        values = all_mean(torch.stack(rows).float(), self.dist).tolist()  # (n, 3) with SMART, else (n, 1)
+        values = all_mean(torch.stack(rows), self.dist).tolist()  # (n, 3) with SMART, else (n, 1)
         for (step, task, _, _), (v, *_) in zip(self._pending, values, strict=True):
             if not math.isfinite(v):
                 self._pending.clear()
