@@ -6,9 +6,10 @@ and each task, the mean over a few training batches (train mode, as in training)
 smoothness term R_s = l_s(f(x + δ), f(x)) and the Bregman term l_s(f(x; θ), f(x; θ̃)) with the checkpoint's saved
 teacher θ̃. Both terms are shown unweighted; the trainer adds λ·R_s + μ·Bregman.
 
-    python results/smart_terms.py CHECKPOINT DATA_DIR [--sigma 1e-5 1e-3 0.1] [--steps 0] [--batches 8] [--threads 2]
+    python results/smart_terms.py CHECKPOINT DATA_DIR [--sigma 1e-5 1e-3 0.1] [--steps 0] [--fresh-masks] [--batches 8] [--threads 2]
 
 CHECKPOINT is a checkpoint folder of a SMART run (``RUN/checkpoints/step-...``: it holds the teacher).
+``--fresh-masks``: f(x + δ) draws fresh dropout masks instead of replaying the main forward's.
 Prints a markdown table.
 """
 
@@ -51,6 +52,10 @@ def main() -> None:
     ap.add_argument("data_dir", type=Path)
     ap.add_argument("--sigma", type=float, nargs="+", default=[1e-5, 1e-3, 1e-2, 0.1])
     ap.add_argument("--steps", type=int, default=0, help="ascent steps K (the report's SMART: 1)")
+    ap.add_argument("--fresh-masks", action="store_true",
+                    help="f(x + δ) draws its own dropout masks (the published SMART; with small σ, R_s is then "
+                         "the consistency of two dropout sub-networks, as R-Drop) instead of replaying the main "
+                         "forward's")
     ap.add_argument("--batches", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -65,7 +70,7 @@ def main() -> None:
     print("| σ = ε | task | task loss | R_s | Bregman |\n|---:|---|---:|---:|---:|")
     for sigma in args.sigma:
         config = SmartConfig(lam=1.0, mu=1.0, eps=sigma, sigma=sigma, steps=args.steps, dropout_off=False,
-                             same_masks=True)
+                             same_masks=not args.fresh_masks)
         smart = Smart(model, config)
         smart.load_state_dict(teacher)
         for task in BATCH:
