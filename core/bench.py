@@ -366,10 +366,11 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
 
 def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Path, tok, work: Path) -> dict:
     """Our plain step vs our SMART step (the report's algorithm) vs the fast SMART step (``--smart-fast``)
-    on the same bucketed batches, one step of each in turn."""
+    vs a SMART step with λ = 0 (the Bregman term alone, ``--smart-lam 0``: no perturbed forward), on the same
+    bucketed batches, one step of each in turn."""
     data = plain_trainer.setup.train[cfg.task]
     sides = {"plain": plain_trainer}
-    for name, sc in (("smart", SmartConfig()), ("fast", SmartConfig.fast())):
+    for name, sc in (("smart", SmartConfig()), ("fast", SmartConfig.fast()), ("bregman", SmartConfig(lam=0.0))):
         sides[name] = _make_trainer(cfg, "finetune+smart", encoder_dir, data_dir, tok, data, work / name, sc)
         _warm_up(sides[name], cfg)
     rounds = []
@@ -380,18 +381,22 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
                                    for name, tr in sides.items()})
         rounds.append({**{f"{k}_s": round(v, 3) for k, v in secs.items()}, "steal_s": round(steal, 2),
                        "ratio": round(secs["smart"] / secs["plain"], 3),
-                       "fast_ratio": round(secs["fast"] / secs["plain"], 3), "load": round(os.getloadavg()[0], 2)})
-        log.info("smart round %d: plain %.1fs, smart %.1fs (%.2fx), fast %.1fs (%.2fx)", r + 1, secs["plain"],
-                 secs["smart"], secs["smart"] / secs["plain"], secs["fast"], secs["fast"] / secs["plain"])
+                       "fast_ratio": round(secs["fast"] / secs["plain"], 3),
+                       "bregman_ratio": round(secs["bregman"] / secs["plain"], 3), "load": round(os.getloadavg()[0], 2)})
+        log.info("smart round %d: plain %.1fs, smart %.1fs (%.2fx), fast %.1fs (%.2fx), λ 0 %.1fs (%.2fx)", r + 1,
+                 secs["plain"], secs["smart"], secs["smart"] / secs["plain"], secs["fast"], secs["fast"] / secs["plain"],
+                 secs["bregman"], secs["bregman"] / secs["plain"])
     total = {k: sum(x[f"{k}_s"] for x in rounds) for k in sides}
     steps = cfg.rounds * len(batches)
     return {**{f"{k}_step_ms": round(1e3 * total[k] / steps, 1) for k in sides},
             "ratio": round(total["smart"] / total["plain"], 3), "fast_ratio": round(total["fast"] / total["plain"], 3),
+            "bregman_ratio": round(total["bregman"] / total["plain"], 3),
             "steal_s": round(sum(x["steal_s"] for x in rounds), 2),
-            # forward-pass units F (backward 2F, ascent backward 1F) over a plain step's 3F: see core/smart.py
-            "pass_ratio": {"smart": round(10 / 3, 3), "fast": round(7 / 3, 3)},
+            # forward-pass units F (backward 2F, ascent backward 1F) over a plain step's 3F: see core/smart.py;
+            # λ 0 adds only the teacher's no-grad forward
+            "pass_ratio": {"smart": round(10 / 3, 3), "fast": round(7 / 3, 3), "bregman": round(4 / 3, 3)},
             "rounds": rounds, "smart_config": asdict(sides["smart"].config.smart),
-            "fast_config": asdict(sides["fast"].config.smart)}
+            "fast_config": asdict(sides["fast"].config.smart), "bregman_config": asdict(sides["bregman"].config.smart)}
 
 
 def _scoring_checkpoint(encoder_dir: Path, work: Path) -> Path:
@@ -588,6 +593,9 @@ def print_bench(res: dict) -> None:
                   mark("smart_step_ratio"))
         t.add_row("fast SMART step / plain step", f"{sm['fast_ratio']:.2f}x ({sm['fast_step_ms']:.0f} ms)", "", "",
                   mark("smart_fast_step_ratio"))
+        if "bregman_ratio" in sm:  # files from before the λ 0 side lack it
+            t.add_row("SMART λ 0 step (Bregman only) / plain step",
+                      f"{sm['bregman_ratio']:.2f}x ({sm['bregman_step_ms']:.0f} ms)", "", "", "")
     sc = res["scoring"]
     for k, name in (("sentence", "sentence_p95_ms"), ("pair", "pair_p95_ms")):
         retimed = f" (retimed p95 {sc[k]['p95_ms']:.1f}, {sc[k]['retimed']} calls)" if sc[k].get("retimed") else ""

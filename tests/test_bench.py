@@ -8,7 +8,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from core.bench import BenchConfig, fma_peak, percentile, run_bench, train_flops
+from core.bench import BenchConfig, fma_peak, percentile, print_bench, run_bench, train_flops
 from core.encoders import load_pretrained
 from core.multitask import HeadConfig, MultitaskBert, task_loss
 
@@ -33,7 +33,7 @@ def test_percentile():
     assert percentile(list(map(float, range(101))), 0.95) == 95.0
 
 
-def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path):
+def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path, capsys):
     out = tmp_path / "bench.json"
     cfg = BenchConfig(encoder=str(tiny_encoder), data_dir=str(demo_data), batch_size=8, batches=2, rounds=2,
                       warmup=1, smart_batches=1, latency_samples=3, max_dev=8, threads=1, peak_sizes=(128, 256), out=str(out))
@@ -53,8 +53,10 @@ def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path):
     assert saved["train"]["expert"]["padding_ratio"] <= saved["train"]["naive"]["padding_ratio"]
     assert saved["train"]["speedup"] > 0 and saved["train"]["speedup_naive"] > 0
     assert saved["matmul_peak_gflops"] > 0
-    assert {"plain_step_ms", "smart_step_ms", "fast_step_ms", "ratio", "fast_ratio"} <= set(saved["smart"])
+    assert {"plain_step_ms", "smart_step_ms", "fast_step_ms", "bregman_step_ms", "ratio", "fast_ratio",
+            "bregman_ratio"} <= set(saved["smart"])
     assert saved["smart"]["fast_config"]["same_masks"] and saved["smart"]["fast_config"]["steps"] == 0
+    assert saved["smart"]["bregman_config"]["lam"] == 0 and saved["smart"]["bregman_config"]["mu"] > 0
     for k in ("sentence", "pair"):
         assert saved["scoring"][k]["samples"] == 3
         assert 0 < saved["scoring"][k]["median_ms"] <= saved["scoring"][k]["p95_ms"]
@@ -66,6 +68,9 @@ def test_bench_writes_expected_json(tiny_encoder, demo_data, tmp_path):
                                      "sentence_p95_ms", "pair_p95_ms", "eval_seconds"}
     assert saved["load_before"] and saved["load_after"] and saved["machine"]["threads"] == 1
     assert res["train"] == saved["train"]
+    capsys.readouterr()
+    print_bench(res)
+    assert "SMART λ 0 step" in capsys.readouterr().out
 
 
 def test_time_calls_retimes_calls_hit_by_steal():
