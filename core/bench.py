@@ -364,6 +364,13 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
     return res, ours
 
 
+def _smart_ratios(secs: dict[str, float]) -> dict[str, float]:
+    """Each SMART side's time over the plain side's: ``ratio`` (the report's SMART), ``fast_ratio``,
+    ``bregman_ratio``."""
+    names = {"smart": "ratio", "fast": "fast_ratio", "bregman": "bregman_ratio"}
+    return {key: round(secs[side] / secs["plain"], 3) for side, key in names.items()}
+
+
 def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Path, tok, work: Path) -> dict:
     """Our plain step vs our SMART step (the report's algorithm) vs the fast SMART step (``--smart-fast``)
     vs a SMART step with λ = 0 (the Bregman term alone, ``--smart-lam 0``: no perturbed forward), on the same
@@ -380,17 +387,12 @@ def bench_smart(cfg: BenchConfig, plain_trainer, encoder_dir: Path, data_dir: Pa
         secs, steal = _interleave({name: (_step_fn(tr, cfg.task), batches, tr.flush_losses)
                                    for name, tr in sides.items()})
         rounds.append({**{f"{k}_s": round(v, 3) for k, v in secs.items()}, "steal_s": round(steal, 2),
-                       "ratio": round(secs["smart"] / secs["plain"], 3),
-                       "fast_ratio": round(secs["fast"] / secs["plain"], 3),
-                       "bregman_ratio": round(secs["bregman"] / secs["plain"], 3), "load": round(os.getloadavg()[0], 2)})
-        log.info("smart round %d: plain %.1fs, smart %.1fs (%.2fx), fast %.1fs (%.2fx), λ 0 %.1fs (%.2fx)", r + 1,
-                 secs["plain"], secs["smart"], secs["smart"] / secs["plain"], secs["fast"], secs["fast"] / secs["plain"],
-                 secs["bregman"], secs["bregman"] / secs["plain"])
+                       **_smart_ratios(secs), "load": round(os.getloadavg()[0], 2)})
+        log.info("smart round %d: plain %.1fs; %s", r + 1, secs["plain"],
+                 ", ".join(f"{k} {secs[k]:.1f}s ({secs[k] / secs['plain']:.2f}x)" for k in sides if k != "plain"))
     total = {k: sum(x[f"{k}_s"] for x in rounds) for k in sides}
     steps = cfg.rounds * len(batches)
-    return {**{f"{k}_step_ms": round(1e3 * total[k] / steps, 1) for k in sides},
-            "ratio": round(total["smart"] / total["plain"], 3), "fast_ratio": round(total["fast"] / total["plain"], 3),
-            "bregman_ratio": round(total["bregman"] / total["plain"], 3),
+    return {**{f"{k}_step_ms": round(1e3 * total[k] / steps, 1) for k in sides}, **_smart_ratios(total),
             "steal_s": round(sum(x["steal_s"] for x in rounds), 2),
             # forward-pass units F (backward 2F, ascent backward 1F) over a plain step's 3F: see core/smart.py;
             # λ 0 adds only the teacher's no-grad forward
