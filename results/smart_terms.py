@@ -1,15 +1,14 @@
 """How large SMART's two terms are next to the task loss, at a checkpoint saved by a SMART run.
 
-For each perturbation size σ (with ε = σ; ``--steps`` ascent steps, 0 = fast mode; the main forward's dropout
-masks replayed)
-and each task, the mean over a few training batches (train mode, as in training) of the task loss, the
-smoothness term R_s = l_s(f(x + δ), f(x)) and the Bregman term l_s(f(x; θ), f(x; θ̃)) with the checkpoint's saved
-teacher θ̃. Both terms are shown unweighted; the trainer adds λ·R_s + μ·Bregman.
+For each perturbation size σ (with ε = σ; ``--steps`` ascent steps, 0 = fast mode; the main forward's dropout masks
+replayed, or with ``--fresh-masks`` new masks drawn by f(x + δ)) and each task, the mean over a few training
+batches (train mode, as in training) of the task loss, the smoothness term R_s = l_s(f(x + δ), f(x)) and the
+Bregman term l_s(f(x; θ), f(x; θ̃)) with the checkpoint's saved teacher θ̃. Both terms are shown unweighted; the
+trainer adds λ·R_s + μ·Bregman.
 
     python results/smart_terms.py CHECKPOINT DATA_DIR [--sigma 1e-5 1e-3 0.1] [--steps 0] [--fresh-masks] [--batches 8] [--threads 2]
 
 CHECKPOINT is a checkpoint folder of a SMART run (``RUN/checkpoints/step-...``: it holds the teacher).
-``--fresh-masks``: f(x + δ) draws fresh dropout masks instead of replaying the main forward's.
 Prints a markdown table.
 """
 
@@ -62,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model, _, tokenizer = load_checkpoint(args.checkpoint)
-    model.train()  # training's condition: dropout on, the masks replayed by the SMART forwards
+    model.train()  # training's condition: dropout on
     teacher = read_trainer_state(args.checkpoint).get("smart")
     if not teacher:
         sys.exit(f"{args.checkpoint}: no SMART teacher in its trainer state (not a SMART run's checkpoint?)")
