@@ -109,6 +109,9 @@ class TrainConfig:
     pair_input: str = opt("bi", "pair tasks: bi (the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "
                                 "cross (one sequence [CLS] a [SEP] b [SEP] per pair, linear heads)",
                           choices=("bi", "cross"))
+    cfimdb: bool = opt(False, "multitask variants: also train on CFIMDB (binary movie-review sentiment, "
+                              "ids-cfimdb-*.csv) as a fourth task with its own head; the best checkpoint is "
+                              "still judged on SST, Quora and STS")
     eval_all: bool = opt(False, "single-task variants: also evaluate the other tasks' dev sets with untrained "
                                 "heads (the report's Table 2)")
     per_task_step: bool = opt(True, "one optimizer step per task in turn (the report); off: one summed loss and "
@@ -145,6 +148,9 @@ class TrainConfig:
         if self.sst_passes != 1 and variant.base != "rrobin-full":
             raise ValueError(f"--sst-passes {self.sst_passes}: only the rrobin-full schedule takes it "
                              f"(variant {self.variant})")
+        if self.cfimdb and not variant.multitask:
+            raise ValueError(f"--cfimdb adds a fourth task to a multitask run: variant {self.variant} trains one "
+                             f"task (use --task cfimdb to train CFIMDB alone)")
         if self.smart.same_masks and self.smart.dropout_off:
             raise ValueError("--smart-same-masks replays dropout masks, so it needs --no-smart-dropout-off")
         return self

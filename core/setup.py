@@ -17,7 +17,7 @@ from core.encoders import default_pooling, load_pretrained, load_tokenizer, read
 from core.multitask import HeadConfig, MultitaskBert
 from core.runs import write_json_atomic
 from core.schedules import SCHEDULES, ScheduleOptions, make_plan, plan_steps
-from core.variants import MULTITASK, Variant, parse_variant
+from core.variants import MULTITASK, Variant, parse_variant, train_tasks
 
 log = logging.getLogger("walkless.train")
 
@@ -59,6 +59,12 @@ class Setup:
             return self.tasks
         return self.tasks + tuple(t for t in MULTITASK if t not in self.tasks)
 
+    @property
+    def judged_tasks(self) -> tuple[str, ...]:
+        """The tasks whose dev metrics pick the best checkpoint: a multitask run's SST, Quora and STS (an added
+        CFIMDB task is only a helper), a single-task run's own task."""
+        return tuple(t for t in self.tasks if t in MULTITASK) if self.variant.multitask else self.tasks
+
 
 def prepare(config: TrainConfig) -> Setup:
     """Parse the variant, find encoder and data, tokenize every split once."""
@@ -66,7 +72,7 @@ def prepare(config: TrainConfig) -> Setup:
     variant = parse_variant(config.variant)
     if not variant.multitask and config.task not in TASKS:
         raise ValueError(f"--task {config.task!r}: choose from {', '.join(TASKS)}")
-    tasks = MULTITASK if variant.multitask else (config.task,)
+    tasks = train_tasks(variant, config.task, config.cfimdb)
     encoder_dir = resolve_encoder(config.encoder)
     max_len = config.max_length
     positions = read_bert_config(encoder_dir).max_position_embeddings

@@ -359,7 +359,7 @@ class Trainer:
         self.check_finite()
         self.saved_step = self.step
         setup = self.setup
-        score = headline(dev, setup.tasks) if dev else None
+        score = headline(dev, setup.judged_tasks) if dev else None
         is_best = score is not None and score > self.best
         if is_best:
             self.best = score

@@ -50,6 +50,14 @@ def parse_variant(text: str) -> Variant:
     return v
 
 
+def train_tasks(variant: Variant, task: str, cfimdb: bool = False) -> tuple[str, ...]:
+    """The tasks a run trains: a multitask base trains the report's three (and CFIMDB after them with
+    ``cfimdb``), a single-task base ``task``."""
+    if not variant.multitask:
+        return (task,)
+    return MULTITASK + (("cfimdb",) if cfimdb else ())
+
+
 def all_variants() -> list[str]:
     """Every name ``parse_variant`` accepts, in canonical form: each base, then its modifier combinations."""
     out = []

@@ -19,7 +19,7 @@ from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, S
 from core.config import FAST_SMART, SmartConfig, TrainConfig, as_text, default_of, option_fields, parse_option
 from core.launch import check_name, new_run_name, start_training
 from core.runs import RunError
-from core.variants import MULTITASK, all_variants, parse_variant
+from core.variants import all_variants, parse_variant, train_tasks
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import display_path
 
@@ -215,7 +215,7 @@ class LaunchScreen(WalklessScreen):
     def action_launch(self) -> None:
         name, config, problems = self.form()
         text = self.values()
-        tasks = MULTITASK if parse_variant(text["variant"]).multitask else (text["task"],)
+        tasks = train_tasks(parse_variant(text["variant"]), text["task"], config is not None and config.cfimdb)
         data_dir = Path(text["data_dir"]).expanduser() if text["data_dir"].strip() else self.wapp.data_dir
         self.query_one("#launch-errors", Static).update("checking…")
         self._check_and_start(name, config, problems, text["encoder"].strip() or self.wapp.encoder, data_dir, tasks)
