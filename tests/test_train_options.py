@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -236,11 +237,12 @@ def test_every_training_option_is_set_by_the_flag_of_its_name_and_by_a_config_fi
     """One source of truth: each field of TrainConfig/SmartConfig is a flag of the same name (``smart_lam`` is
     ``--smart-lam``), and a JSON file of the options (a run's config.json) gives them all back."""
     parser, values = build_parser(), other_values()
-    assert len(values) == 51
+    assert len(values) == 52
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         args = [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
-        args += ["--variant", "rrobin-full"] if name == "sst_passes" else []  # the only schedule that takes it
+        # --sst-passes: only rrobin-full takes it; --cfimdb: only multitask variants
+        args += ["--variant", "rrobin-full"] if name in ("sst_passes", "cfimdb") else []
         assert train_config(parser.parse_args(["train", *args])).flat()[name] == value, flag
     config = TrainConfig().updated(values)
     (tmp_path / "c.json").write_text(json.dumps(config.to_dict()))
@@ -330,3 +332,39 @@ def test_the_trainers_step_loss_smooths_sst_by_its_config(tiny_encoder, demo_dat
             assert smooth == pytest.approx(ref, rel=1e-5) and abs(smooth - plain) > 1e-3
         else:
             assert smooth == plain, task
+
+
+# --- --cfimdb: CFIMDB as a fourth training task of a multitask run ----------------------------------------------
+@pytest.mark.parametrize("variant", ["finetune", "pretrain", "finetune+smart"])
+def test_cfimdb_is_refused_by_single_task_variants(variant, tmp_path, capsys):
+    with pytest.raises(ValueError, match=f"--cfimdb adds a fourth task.*variant {re.escape(variant)}"):
+        TrainConfig(variant=variant, cfimdb=True).validate()
+    assert main(["train", "--runs-dir", str(tmp_path / "runs"), "--variant", variant, "--cfimdb"]) == 1
+    assert "--cfimdb adds a fourth task" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_cfimdb_trains_a_fourth_task_and_the_best_checkpoint_is_judged_without_it(tiny_encoder, demo_data, tmp_path):
+    from core.evaluate import headline
+
+    t = make_trainer(tiny_encoder, demo_data, tmp_path, variant="rrobin-full+rlayer", epochs=2, cfimdb=True)
+    assert t.setup.tasks == ("sst", "para", "sts", "cfimdb") and t.setup.judged_tasks == ("sst", "para", "sts")
+    tasks, forward = [], t.step_loss.forward
+
+    def recording(items):
+        tasks.extend(task for task, *_ in items)
+        return forward(items)
+
+    t.step_loss.forward = recording
+    head = t.model.cfimdb_classifier.weight.detach().clone()
+    t.fit()
+    # 24 examples per task at batch 4: para anchors 6 iterations of sst, para, sts, cfimdb
+    assert tasks[:4] == ["sst", "para", "sts", "cfimdb"]
+    assert Counter(tasks) == Counter({"sst": 12, "para": 12, "sts": 12, "cfimdb": 12})
+    assert not torch.equal(head, t.model.cfimdb_classifier.weight)  # its head trains
+    epochs = [r for r in read_metrics(t.run_dir) if r["kind"] == "epoch"]
+    assert all("cfimdb/acc" in r["dev"] for r in epochs)  # its dev set is reported...
+    best = json.loads((t.run_dir / "best.json").read_text())
+    scores = [headline(r["dev"], ("sst", "para", "sts")) for r in epochs]
+    assert best["score"] == pytest.approx(max(scores))  # ...but the best checkpoint is the three tasks' best
+    assert best["score"] != pytest.approx(max(headline(r["dev"]) for r in epochs))
