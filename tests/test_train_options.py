@@ -87,6 +87,18 @@ def record_steps(trainer: Trainer) -> list[dict]:
     return seen
 
 
+def record_tasks(trainer: Trainer) -> list[str]:
+    """Wrap the step loss to record the task of every training step, in order."""
+    tasks, forward = [], trainer.step_loss.forward
+
+    def recording(items):
+        tasks.extend(task for task, *_ in items)
+        return forward(items)
+
+    trainer.step_loss.forward = recording
+    return tasks
+
+
 def test_linear_schedule_follows_the_plan_to_its_last_step(tiny_encoder, demo_data, tmp_path):
     t = make_trainer(tiny_encoder, demo_data, tmp_path, epochs=2, lr_schedule="linear", warmup=0.2)
     seen = record_steps(t)
@@ -278,13 +290,7 @@ def test_sst_passes_and_label_smoothing_flags(tmp_path, capsys):
 @pytest.mark.parametrize("passes", [1, 2])
 def test_trainer_takes_sst_passes_sst_steps_per_rrobin_full_iteration(tiny_encoder, demo_data, tmp_path, passes):
     t = make_trainer(tiny_encoder, demo_data, tmp_path, variant="rrobin-full", epochs=1, sst_passes=passes)
-    tasks, forward = [], t.step_loss.forward
-
-    def recording(items):
-        tasks.extend(task for task, *_ in items)
-        return forward(items)
-
-    t.step_loss.forward = recording
+    tasks = record_tasks(t)
     seen = record_steps(t)
     t.fit()
     # 24 examples per task at batch 4: para anchors 6 iterations, each sst x passes, para, sts
@@ -349,13 +355,7 @@ def test_cfimdb_trains_a_fourth_task_and_the_best_checkpoint_is_judged_without_i
 
     t = make_trainer(tiny_encoder, demo_data, tmp_path, variant="rrobin-full+rlayer", epochs=2, cfimdb=True)
     assert t.setup.tasks == ("sst", "para", "sts", "cfimdb") and t.setup.judged_tasks == ("sst", "para", "sts")
-    tasks, forward = [], t.step_loss.forward
-
-    def recording(items):
-        tasks.extend(task for task, *_ in items)
-        return forward(items)
-
-    t.step_loss.forward = recording
+    tasks = record_tasks(t)
     head = t.model.cfimdb_classifier.weight.detach().clone()
     t.fit()
     # 24 examples per task at batch 4: para anchors 6 iterations of sst, para, sts, cfimdb
