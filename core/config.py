@@ -104,6 +104,9 @@ class TrainConfig:
                              choices=("fixed", "fresh"))
     sst_passes: int = opt(1, "rrobin-full: SST steps per iteration, each a batch of SST's own size (2: two passes over "
                               "SST per epoch, more SST updates); 1 = the report's", check=AT_LEAST_1)
+    sst_lr: float = opt(1.0, "the lr of SST's own optimizer steps as a multiple of the others' (one step per task: "
+                              "e.g. 2 trains SST faster without raising the pair tasks' lr); 1 = the same",
+                        check=POSITIVE)
     label_smoothing: float = opt(0.0, "label smoothing of the 5-class sentiment losses (SST, CFIMDB); 0 = off",
                                  check=FRACTION)
     pair_input: str = opt("bi", "pair tasks: bi (the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "
@@ -148,6 +151,9 @@ class TrainConfig:
         if self.sst_passes != 1 and variant.base != "rrobin-full":
             raise ValueError(f"--sst-passes {self.sst_passes}: only the rrobin-full schedule takes it "
                              f"(variant {self.variant})")
+        if self.sst_lr != 1.0 and not self.per_task_step:
+            raise ValueError(f"--sst-lr {self.sst_lr}: needs one optimizer step per task (not --no-per-task-step), "
+                             f"so that SST's steps are its own")
         if self.cfimdb and not variant.multitask:
             raise ValueError(f"--cfimdb adds a fourth task to a multitask run: variant {self.variant} trains one "
                              f"task (use --task cfimdb to train CFIMDB alone)")

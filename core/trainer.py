@@ -158,12 +158,16 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.autocast == "bf16"):
             return self.step_loss(items)
 
-    def optimizer_step(self) -> None:
+    def optimizer_step(self, task: str | None = None) -> None:
+        """One AdamW step on the gradients so far; ``task``: the one task whose loss they are (per-task steps)."""
         if self.clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
         c = self.config
-        if c.lr_schedule != "constant" or c.warmup > 0:
-            factor = lr_factor(self.step, self.total_steps, c.warmup, c.lr_schedule)
+        scheduled = c.lr_schedule != "constant" or c.warmup > 0
+        factor = lr_factor(self.step, self.total_steps, c.warmup, c.lr_schedule) if scheduled else 1.0
+        if task == "sst":
+            factor *= c.sst_lr
+        if scheduled or c.sst_lr != 1.0:  # a constant lr is left as the optimizer has it
             for g in self.optimizer.param_groups:
                 g["lr"] = g.get("base_lr", self.lr) * factor
         self.optimizer.step()
@@ -178,7 +182,7 @@ class Trainer:
             for task, idx in steps:
                 loss = self.losses([(task, idx)])
                 loss.sum().backward()
-                self.optimizer_step()
+                self.optimizer_step(task)
                 self.record(task, loss[0], *self.smart_terms(1))
         else:
             losses = self.losses(steps)

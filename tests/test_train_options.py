@@ -249,7 +249,7 @@ def test_every_training_option_is_set_by_the_flag_of_its_name_and_by_a_config_fi
     """One source of truth: each field of TrainConfig/SmartConfig is a flag of the same name (``smart_lam`` is
     ``--smart-lam``), and a JSON file of the options (a run's config.json) gives them all back."""
     parser, values = build_parser(), other_values()
-    assert len(values) == 52
+    assert len(values) == 53
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         args = [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
@@ -368,3 +368,28 @@ def test_cfimdb_trains_a_fourth_task_and_the_best_checkpoint_is_judged_without_i
     scores = [headline(r["dev"], ("sst", "para", "sts")) for r in epochs]
     assert best["score"] == pytest.approx(max(scores))  # ...but the best checkpoint is the three tasks' best
     assert best["score"] != pytest.approx(max(headline(r["dev"]) for r in epochs))
+
+
+# --- --sst-lr: SST's own optimizer steps at a multiple of the lr ----------------------------------------------
+@pytest.mark.parametrize("schedule", ["constant", "linear"])
+def test_sst_lr_scales_the_lr_of_sst_steps_only(tiny_encoder, demo_data, tmp_path, schedule):
+    runs = {}
+    for sst_lr in (1.0, 2.5):
+        (tmp_path / str(sst_lr)).mkdir()
+        t = make_trainer(tiny_encoder, demo_data, tmp_path / str(sst_lr), variant="rrobin-full", epochs=1,
+                         lr_schedule=schedule, head_lr=10, sst_lr=sst_lr)
+        tasks, seen = record_tasks(t), record_steps(t)
+        t.fit()
+        runs[sst_lr] = [(task, s["lr"]) for task, s in zip(tasks, seen, strict=True)]
+    assert [task for task, _ in runs[1.0]] == [task for task, _ in runs[2.5]]
+    assert {task for task, _ in runs[1.0]} == {"sst", "para", "sts"}
+    for (task, plain), (_, scaled) in zip(runs[1.0], runs[2.5], strict=True):
+        assert scaled == pytest.approx(plain * (2.5 if task == "sst" else 1.0)), task
+    assert runs[1.0][-1][1] < runs[1.0][0][1] if schedule == "linear" else len({lr for _, lr in runs[1.0]}) == 1
+
+
+def test_sst_lr_flag_and_its_check():
+    parse = lambda *args: train_config(build_parser().parse_args(["train", *args]))  # noqa: E731
+    assert (parse("--sst-lr", "2").sst_lr, parse().sst_lr) == (2.0, 1.0)
+    with pytest.raises(ValueError, match="--sst-lr 2.0: needs one optimizer step per task"):
+        parse("--sst-lr", "2", "--no-per-task-step")
