@@ -163,13 +163,10 @@ class Trainer:
         if self.clip is not None:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip, foreach=True)
         c = self.config
-        scheduled = c.lr_schedule != "constant" or c.warmup > 0
-        factor = lr_factor(self.step, self.total_steps, c.warmup, c.lr_schedule) if scheduled else 1.0
-        if task == "sst":
-            factor *= c.sst_lr
-        if scheduled or c.sst_lr != 1.0:  # a constant lr is left as the optimizer has it
-            for g in self.optimizer.param_groups:
-                g["lr"] = g.get("base_lr", self.lr) * factor
+        factor = lr_factor(self.step, self.total_steps, c.warmup, c.lr_schedule)  # 1.0: constant, no warmup
+        factor *= c.sst_lr if task == "sst" else 1.0
+        for g in self.optimizer.param_groups:
+            g["lr"] = g.get("base_lr", self.lr) * factor
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
