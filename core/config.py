@@ -107,6 +107,8 @@ class TrainConfig:
     sst_lr: float = opt(1.0, "the lr of SST's own optimizer steps as a multiple of the others' (one step per task: "
                               "e.g. 2 trains SST faster without raising the pair tasks' lr); 1 = the same",
                         check=POSITIVE)
+    sst_head: str = opt("linear", "the sentiment heads (SST, CFIMDB): linear (the report: dropout + linear) or mlp "
+                                  "(dropout, dense + tanh, dropout, linear)", choices=("linear", "mlp"))
     label_smoothing: float = opt(0.0, "label smoothing of the 5-class sentiment losses (SST, CFIMDB); 0 = off",
                                  check=FRACTION)
     pair_input: str = opt("bi", "pair tasks: bi (the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "

@@ -1,6 +1,8 @@
 """Task heads on one shared minBERT encoder (the report's Figure 1 and 2), built as the report's code builds them.
 
 - SST (5-way) and CFIMDB (2-way): dropout, then a linear classifier on the sentence embedding; cross-entropy.
+  Beyond the report, ``sst_head="mlp"`` puts a dense layer with tanh before it (dropout, dense, tanh, dropout,
+  linear: the classification head of BERT's pooler and of RoBERTa), which the mean-pooled embedding lacks.
 - Paraphrase: the features ``[u, v, |u - v|]`` of the *undropped* embeddings, dropout on that vector, one
   linear logit; binary cross-entropy. Dropping u and v out separately would put dropout noise into
   ``|u - v|`` in training only (it inflates it), so evaluation would call too many pairs duplicates.
@@ -38,6 +40,7 @@ class HeadConfig:
     rlayer: bool = False
     eps: float = 1e-8
     pair_input: str = "bi"  # "bi": u and v encoded apart (the report); "cross": one sequence per pair
+    sst_head: str = "linear"  # the sentiment heads: "linear" (the report) or "mlp" (dense + tanh first)
 
     @property
     def cross(self) -> bool:
@@ -93,8 +96,12 @@ class MultitaskBert(nn.Module):
         self.heads = heads
         C = bert.config.hidden_size
         self.dropout = nn.Dropout(heads.dropout)
+        if heads.sst_head not in ("linear", "mlp"):
+            raise ValueError(f"sst head {heads.sst_head!r}: choose linear or mlp")
         for task in ("sst", "cfimdb"):
             if task in heads.tasks:
+                if heads.sst_head == "mlp":
+                    setattr(self, f"{task}_dense", nn.Linear(C, C))
                 setattr(self, f"{task}_classifier", nn.Linear(C, TASKS[task].num_classes))
         if heads.pair_input not in ("bi", "cross"):
             raise ValueError(f"pair input {heads.pair_input!r}: choose bi or cross")
@@ -134,6 +141,8 @@ class MultitaskBert(nn.Module):
         """Sentence embeddings (N, C), pairs stacked -> the task's output; several heads can share one
         encoder pass (scoring a pair for paraphrase and similarity)."""
         if task in ("sst", "cfimdb"):
+            if self.heads.sst_head == "mlp":
+                x = torch.tanh(getattr(self, f"{task}_dense")(self.dropout(x)))  # (N, C)
             return getattr(self, f"{task}_classifier")(self.dropout(x))
         if self.heads.cross:  # x: one embedding per pair (B, C)
             head = self.para_classifier if task == "para" else self.sts_regressor

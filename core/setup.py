@@ -95,7 +95,8 @@ def build_model(setup: Setup, device: torch.device) -> MultitaskBert:
     dropout = {} if p is None else {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}
     bert = load_pretrained(setup.encoder_dir, **dropout)
     heads = HeadConfig(tasks=setup.eval_tasks, pooling=c.pooling or default_pooling(setup.encoder_dir),
-                       dropout=c.dropout, rlayer=setup.variant.rlayer, pair_input=c.pair_input)
+                       dropout=c.dropout, rlayer=setup.variant.rlayer, pair_input=c.pair_input,
+                       sst_head=c.sst_head)
     model = MultitaskBert(bert, heads)
     if setup.variant.base == "pretrain":
         model.freeze_encoder()
