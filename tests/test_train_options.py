@@ -249,7 +249,7 @@ def test_every_training_option_is_set_by_the_flag_of_its_name_and_by_a_config_fi
     """One source of truth: each field of TrainConfig/SmartConfig is a flag of the same name (``smart_lam`` is
     ``--smart-lam``), and a JSON file of the options (a run's config.json) gives them all back."""
     parser, values = build_parser(), other_values()
-    assert len(values) == 53
+    assert len(values) == 54
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         args = [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
@@ -396,3 +396,39 @@ def test_sst_lr_flag_and_its_check():
     assert (parse("--sst-lr", "2").sst_lr, parse().sst_lr) == (2.0, 1.0)
     with pytest.raises(ValueError, match="--sst-lr 2.0: needs one optimizer step per task"):
         parse("--sst-lr", "2", "--no-per-task-step")
+
+
+# --- --sst-head mlp: dropout, dense + tanh, dropout, linear --------------------------------------------------
+def test_sst_head_mlp_trains_at_the_head_lr_and_is_what_the_checkpoint_scores(tiny_encoder, demo_data, tmp_path):
+    from core.checkpoint import load_checkpoint
+
+    t = make_trainer(tiny_encoder, demo_data, tmp_path, variant="rrobin-full", epochs=1, head_lr=10.0,
+                     sst_head="mlp")
+    m = t.model
+    lr_of = {id(p): g["lr"] for g in t.optimizer.param_groups for p in g["params"]}
+    assert lr_of[id(m.sst_dense.weight)] == pytest.approx(1e-3 * 10)
+    before = m.sst_dense.weight.detach().clone()
+    t.fit()
+    assert not torch.equal(before, m.sst_dense.weight)  # the dense layer learns
+    m.eval()
+    x = torch.randn(5, m.config.hidden_size)
+    with torch.no_grad():
+        want = m.sst_classifier(torch.tanh(m.sst_dense(x)))
+        assert torch.allclose(m.output("sst", x), want)
+        assert not torch.allclose(m.sst_classifier(x), want)  # not the linear head
+        loaded, meta, _ = load_checkpoint(t.run_dir)
+        assert meta["heads"]["sst_head"] == "mlp"
+        assert torch.allclose(loaded.output("sst", x), want, atol=1e-6)
+
+
+def test_sst_head_flag_default_and_bad_value(tiny_encoder):
+    from core.encoders import load_pretrained
+    from core.multitask import HeadConfig, MultitaskBert
+
+    parse = lambda *args: train_config(build_parser().parse_args(["train", *args]))  # noqa: E731
+    assert (parse("--sst-head", "mlp").sst_head, parse().sst_head) == ("mlp", "linear")
+    linear = MultitaskBert(load_pretrained(tiny_encoder), HeadConfig())
+    assert not hasattr(linear, "sst_dense")  # the report's head: dropout + linear only
+    assert HeadConfig.from_dict({"tasks": ["sst"]}).sst_head == "linear"  # checkpoints from before the option
+    with pytest.raises(ValueError, match="sst head 'deep': choose linear or mlp"):
+        MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(sst_head="deep"))
