@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from options_support import other_values
 
+from core.checkpoint import load_checkpoint
 from core.cli import build_parser, main, train_config
 from core.config import TrainConfig, read_config_file
-from core.multitask import task_loss
+from core.encoders import load_pretrained
+from core.multitask import HeadConfig, MultitaskBert, task_loss
 from core.runs import read_metrics
 from core.schedules import ScheduleOptions, make_plan
 from core.setup import lr_factor, prepare
@@ -62,6 +64,11 @@ def test_lr_factor_warmup_then_linear_decay_to_zero():
     assert [lr_factor(s, 100, 0.0, "constant") for s in (0, 50, 99)] == [1.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="constant or linear"):
         lr_factor(50, 100, 0.0, "cosine")
+
+
+def parse_train(*args: str) -> TrainConfig:
+    """The TrainConfig of ``walkless train ARGS``."""
+    return train_config(build_parser().parse_args(["train", *args]))
 
 
 def make_trainer(tiny_encoder, demo_data, tmp_path, **kw) -> Trainer:
@@ -272,12 +279,11 @@ def test_sst_passes_is_refused_by_every_schedule_but_rrobin_full(variant):
 
 
 def test_sst_passes_and_label_smoothing_flags(tmp_path, capsys):
-    parse = lambda *args: train_config(build_parser().parse_args(["train", *args]))  # noqa: E731
-    c = parse("--variant", "rrobin-full", "--sst-passes", "2", "--label-smoothing", "0.1")
+    c = parse_train("--variant", "rrobin-full", "--sst-passes", "2", "--label-smoothing", "0.1")
     assert (c.sst_passes, c.label_smoothing) == (2, 0.1)
-    assert (parse().sst_passes, parse().label_smoothing) == (1, 0.0)
+    assert (parse_train().sst_passes, parse_train().label_smoothing) == (1, 0.0)
     with pytest.raises(ValueError, match="--sst-passes 2"):
-        parse("--variant", "rrobin", "--sst-passes", "2")
+        parse_train("--variant", "rrobin", "--sst-passes", "2")
     assert main(["train", "--runs-dir", str(tmp_path / "runs"), "--variant", "finetune", "--sst-passes", "2"]) == 1
     assert "--sst-passes 2: only the rrobin-full schedule" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
@@ -392,16 +398,13 @@ def test_sst_lr_scales_the_lr_of_sst_steps_only(tiny_encoder, demo_data, tmp_pat
 
 
 def test_sst_lr_flag_and_its_check():
-    parse = lambda *args: train_config(build_parser().parse_args(["train", *args]))  # noqa: E731
-    assert (parse("--sst-lr", "2").sst_lr, parse().sst_lr) == (2.0, 1.0)
+    assert (parse_train("--sst-lr", "2").sst_lr, parse_train().sst_lr) == (2.0, 1.0)
     with pytest.raises(ValueError, match="--sst-lr 2.0: needs one optimizer step per task"):
-        parse("--sst-lr", "2", "--no-per-task-step")
+        parse_train("--sst-lr", "2", "--no-per-task-step")
 
 
 # --- --sst-head mlp: dropout, dense + tanh, dropout, linear --------------------------------------------------
 def test_sst_head_mlp_trains_at_the_head_lr_and_is_what_the_checkpoint_scores(tiny_encoder, demo_data, tmp_path):
-    from core.checkpoint import load_checkpoint
-
     t = make_trainer(tiny_encoder, demo_data, tmp_path, variant="rrobin-full", epochs=1, head_lr=10.0,
                      sst_head="mlp")
     m = t.model
@@ -422,11 +425,7 @@ def test_sst_head_mlp_trains_at_the_head_lr_and_is_what_the_checkpoint_scores(ti
 
 
 def test_sst_head_flag_default_and_bad_value(tiny_encoder):
-    from core.encoders import load_pretrained
-    from core.multitask import HeadConfig, MultitaskBert
-
-    parse = lambda *args: train_config(build_parser().parse_args(["train", *args]))  # noqa: E731
-    assert (parse("--sst-head", "mlp").sst_head, parse().sst_head) == ("mlp", "linear")
+    assert (parse_train("--sst-head", "mlp").sst_head, parse_train().sst_head) == ("mlp", "linear")
     linear = MultitaskBert(load_pretrained(tiny_encoder), HeadConfig())
     assert not hasattr(linear, "sst_dense")  # the report's head: dropout + linear only
     assert HeadConfig.from_dict({"tasks": ["sst"]}).sst_head == "linear"  # checkpoints from before the option
