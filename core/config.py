@@ -109,6 +109,8 @@ class TrainConfig:
                         check=POSITIVE)
     sst_head: str = opt("linear", "the sentiment heads (SST, CFIMDB): linear (the report: dropout + linear) or mlp "
                                   "(dropout, dense + tanh, dropout, linear)", choices=("linear", "mlp"))
+    pair_symmetric: bool = opt(False, "pair heads (paraphrase, and STS with rlayer): score each pair in both orders, "
+                                      "(u, v) and (v, u), and average the two outputs; bi pair input only")
     label_smoothing: float = opt(0.0, "label smoothing of the 5-class sentiment losses (SST, CFIMDB); 0 = off",
                                  check=FRACTION)
     pair_input: str = opt("bi", "pair tasks: bi (the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "
@@ -156,6 +158,9 @@ class TrainConfig:
         if self.sst_lr != 1.0 and not self.per_task_step:
             raise ValueError(f"--sst-lr {self.sst_lr}: needs one optimizer step per task (not --no-per-task-step), "
                              f"so that SST's steps are its own")
+        if self.pair_symmetric and self.pair_input == "cross":
+            raise ValueError("--pair-symmetric swaps the sentence embeddings u and v of a pair: it needs "
+                             "--pair-input bi (a cross-encoded pair has one embedding)")
         if self.cfimdb and not variant.multitask:
             raise ValueError(f"--cfimdb adds a fourth task to a multitask run: variant {self.variant} trains one "
                              f"task (use --task cfimdb to train CFIMDB alone)")

@@ -16,6 +16,12 @@ ids 0 and 1), as a cross-encoder does: both pair heads are then dropout + one li
 embedding (STS starting at 2.5, the middle of the scale). Slower to score many pairs against each other, but the
 sentences attend to each other.
 
+Beyond the report, ``pair_symmetric`` scores each pair in both orders, (u, v) and (v, u), and averages the two
+outputs (logits or scores), in training and evaluation alike: a paraphrase or similarity is a symmetric relation,
+but ``[u, v, ...]`` is not, so the report's heads can give a pair two answers depending on which sentence the file
+lists first. Each order draws its own head-dropout mask. Bi-encoded pairs only (the cosine STS head is already
+symmetric, so only the ``[u, v, |u - v|]`` paraphrase head and ``rlayer`` change).
+
 ``HeadConfig.dropout`` is the heads' dropout only; the encoder keeps the dropout of its own config.
 Outputs per task: ``classify`` -> logits (B, C); ``binary`` -> one logit (B,); ``regress`` -> score (B,).
 """
@@ -41,6 +47,7 @@ class HeadConfig:
     eps: float = 1e-8
     pair_input: str = "bi"  # "bi": u and v encoded apart (the report); "cross": one sequence per pair
     sst_head: str = "linear"  # the sentiment heads: "linear" (the report) or "mlp" (dense + tanh first)
+    pair_symmetric: bool = False  # pair heads: average the outputs of (u, v) and (v, u)
 
     @property
     def cross(self) -> bool:
@@ -107,6 +114,8 @@ class MultitaskBert(nn.Module):
             raise ValueError(f"pair input {heads.pair_input!r}: choose bi or cross")
         if heads.cross and heads.rlayer:
             raise ValueError("+rlayer needs the sentence embeddings u and v: use it with pair input bi")
+        if heads.cross and heads.pair_symmetric:
+            raise ValueError("pair_symmetric swaps the sentence embeddings u and v: use it with pair input bi")
         if heads.cross:
             if "para" in heads.tasks:
                 self.para_classifier = nn.Linear(C, 1)
@@ -148,6 +157,12 @@ class MultitaskBert(nn.Module):
             head = self.para_classifier if task == "para" else self.sts_regressor
             return head(self.dropout(x)).squeeze(-1)
         u, v = x.chunk(2)  # pair tasks stack both sides: (B, C) each, never dropped out one by one
+        if self.heads.pair_symmetric and (self.heads.rlayer or task == "para"):
+            return 0.5 * (self.pair_output(task, u, v) + self.pair_output(task, v, u))  # (B,)
+        return self.pair_output(task, u, v)
+
+    def pair_output(self, task: str, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Undropped sentence embeddings u, v (B, C) of a bi-encoded pair -> the pair task's output (B,)."""
         if self.heads.rlayer:
             r = self.relational(self.dropout(pair_features(u, v, self.heads.eps)))  # (B, C)
             return (self.para_out if task == "para" else self.sts_out)(self.dropout(r)).squeeze(-1)

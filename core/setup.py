@@ -96,7 +96,7 @@ def build_model(setup: Setup, device: torch.device) -> MultitaskBert:
     bert = load_pretrained(setup.encoder_dir, **dropout)
     heads = HeadConfig(tasks=setup.eval_tasks, pooling=c.pooling or default_pooling(setup.encoder_dir),
                        dropout=c.dropout, rlayer=setup.variant.rlayer, pair_input=c.pair_input,
-                       sst_head=c.sst_head)
+                       sst_head=c.sst_head, pair_symmetric=c.pair_symmetric)
     model = MultitaskBert(bert, heads)
     if setup.variant.base == "pretrain":
         model.freeze_encoder()
