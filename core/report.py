@@ -76,6 +76,17 @@ def checkpoint_metrics(run_dir: str | Path) -> dict[str, float]:
     return {k: v for k, v in (dev or {}).items() if isinstance(v, (int, float))}
 
 
+def run_settings(c: dict, variant: str) -> dict:
+    """A run's config -> the settings the compare output shows (``SETTINGS``, SMART's hyperparameters when the
+    variant uses SMART, the training-set sizes); runs made before an option existed get its default."""
+    settings = {k: c.get(k, DEFAULTS.get(k)) for k in SETTINGS if k in c or k in DEFAULTS}
+    if "+smart" in variant and isinstance(c.get("smart"), dict):
+        settings["smart"] = c["smart"]
+    sizes = c.get("data_sizes") or {}
+    settings["train_sizes"] = {t: v.get("train") for t, v in sizes.items() if isinstance(v, dict)}
+    return settings
+
+
 def compare_rows(runs: list[Path], at: str = "column") -> list[dict]:
     """One row per run: name, variant, dev values per Table 2 column (``at="column"``: the best of each column
     over the epochs, maybe from different epochs; ``"checkpoint"``: the best checkpoint's, one model), mean
@@ -87,11 +98,7 @@ def compare_rows(runs: list[Path], at: str = "column") -> list[dict]:
             raise ValueError(f"{r}: not a run folder (no config.json)")
         info = load_run(r)
         c = info.config
-        settings = {k: c.get(k, DEFAULTS.get(k)) for k in SETTINGS if k in c or k in DEFAULTS}
-        if "+smart" in info.variant and isinstance(c.get("smart"), dict):
-            settings["smart"] = c["smart"]
-        sizes = c.get("data_sizes") or {}
-        settings["train_sizes"] = {t: v.get("train") for t, v in sizes.items() if isinstance(v, dict)}
+        settings = run_settings(c, info.variant)
         metrics = checkpoint_metrics(r) if at == "checkpoint" else best_metrics(r)
         rows.append({"name": info.name, "path": str(info.path), "variant": info.variant, "state": info.state,
                      "epochs_done": info.epoch, **metrics, "overall": overall(metrics),

@@ -2,7 +2,11 @@
 per epoch, and each run's best checkpoint (the one the run keeps) with the mean of those. Runs whose settings
 differ only in the seed (``walkless compare``'s settings) are one recipe.
 
-    python results/seeds.py RUN_DIR... [--json FILE]      markdown on stdout; --json: configs and epochs
+    python results/seeds.py RUN_DIR... [--records FILE...] [--json FILE]
+
+Markdown on stdout; ``--json`` writes the runs' configs and epoch records. ``--records`` reads such files back
+(runs whose folders are gone), their best checkpoint being the epoch with the best mean dev metric of SST, Quora
+and STS, the rule the trainer keeps it by (a run saves and judges checkpoints at epoch ends only).
 """
 
 from __future__ import annotations
@@ -14,20 +18,52 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from core.report import COLUMNS, TABLE_COLUMNS, compare_rows  # noqa: E402
+from core.evaluate import headline  # noqa: E402
+from core.report import COLUMNS, TABLE_COLUMNS, compare_rows, overall, run_settings  # noqa: E402
 from core.runs import read_json, read_metrics  # noqa: E402
+from core.variants import MULTITASK  # noqa: E402
 
 KEYS = [k for k, _ in COLUMNS]
 
 
-def recipes(rows: list[dict]) -> dict[str, list[dict]]:
-    """``compare_rows`` rows grouped by variant and settings without the seed, named by their first run."""
+def from_folders(runs: list[Path]) -> list[dict]:
+    """Run folders -> one record per run: name, variant, settings, config, epoch records, best epoch and values."""
+    out = []
+    for row in compare_rows(runs, at="checkpoint"):
+        epochs = [r for r in read_metrics(row["path"]) if r.get("kind") == "epoch"]
+        best = read_json(Path(row["path"]) / "best.json")
+        out.append({**{k: row[k] for k in ("name", "variant", "settings", "config")}, "epochs": epochs,
+                    "best_epoch": best["epoch"] if best else None,
+                    "best": {k: row[k] for k, _ in TABLE_COLUMNS} if row.get("overall") is not None else None})
+    return out
+
+
+def from_records(path: Path) -> list[dict]:
+    """A ``--json`` file of this script -> the same records, the best epoch recomputed from the epoch records."""
+    out = []
+    for name, rec in json.loads(path.read_text()).items():
+        c, epochs = rec["config"], rec["epochs"]
+        judged = tuple(t for t in c.get("tasks", MULTITASK) if t in MULTITASK)
+        best = None
+        for e in epochs:  # the first epoch of the highest score, as the trainer's strict ">"
+            if best is None or headline(e["dev"], judged) > headline(best["dev"], judged):
+                best = e
+        values = {k: best["dev"].get(k) for k in KEYS} if best else {}
+        values["overall"] = overall(values) if best else None
+        out.append({"name": name, "variant": c["variant"], "settings": run_settings(c, c["variant"]), "config": c,
+                    "epochs": epochs, "best_epoch": best["epoch"] if best else None,
+                    "best": values if values.get("overall") is not None else None})
+    return out
+
+
+def recipes(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by variant and settings without the seed, named by their first run."""
     groups: dict[str, list[dict]] = {}
     names: dict[str, str] = {}
-    for row in rows:
-        key = json.dumps([row["variant"], {k: v for k, v in row["settings"].items() if k != "seed"}],
+    for run in runs:
+        key = json.dumps([run["variant"], {k: v for k, v in run["settings"].items() if k != "seed"}],
                          sort_keys=True, default=str)
-        groups.setdefault(names.setdefault(key, row["name"]), []).append(row)
+        groups.setdefault(names.setdefault(key, run["name"]), []).append(run)
     return groups
 
 
@@ -37,46 +73,47 @@ def spread(values: list[float]) -> str:
             f"({min(values):.3f} to {max(values):.3f})")
 
 
-def summary(runs: list[Path]) -> tuple[str, dict]:
-    """(the markdown, per run: config and epoch records)."""
-    rows = compare_rows(runs, at="checkpoint")
-    epochs = {row["name"]: [r for r in read_metrics(row["path"]) if r.get("kind") == "epoch"] for row in rows}
+def summary(runs: list[dict]) -> str:
+    """The markdown of the runs' records."""
     md = ["| run | seed | epoch | SST | Quora | STS r | seconds |", "|---|---:|---:|---:|---:|---:|---:|"]
-    md += [f"| {row['name']} | {row['settings']['seed']} | {e['epoch']} | "
+    md += [f"| {run['name']} | {run['settings']['seed']} | {e['epoch']} | "
            + " | ".join(f"{e['dev'][k]:.3f}" for k in KEYS) + f" | {e['seconds']:,.0f} |"
-           for row in rows for e in epochs[row["name"]]]
+           for run in runs for e in run["epochs"]]
     md += ["", "Over seeds, per epoch (mean ± standard deviation, min to max):", "",
            "| recipe (its first run) | epoch | runs | SST | Quora | STS r |", "|---|---:|---:|---|---|---|"]
-    groups = recipes(rows)
+    groups = recipes(runs)
     for recipe, members in groups.items():
-        for n in sorted({e["epoch"] for m in members for e in epochs[m["name"]]}):
-            devs = [e["dev"] for m in members for e in epochs[m["name"]] if e["epoch"] == n]
+        for n in sorted({e["epoch"] for m in members for e in m["epochs"]}):
+            devs = [e["dev"] for m in members for e in m["epochs"] if e["epoch"] == n]
             md.append(f"| {recipe} | {n} | {len(devs)} | " + " | ".join(spread([d[k] for d in devs]) for k in KEYS)
                       + " |")
     md += ["", "Each run's best checkpoint (what the run keeps: the best mean dev metric); overall = (SST + Quora + "
            "(STS + 1) / 2) / 3:", "", "| run | seed | epoch | SST | Quora | STS r | overall |",
            "|---|---:|---:|---:|---:|---:|---:|"]
-    md += [f"| {row['name']} | {row['settings']['seed']} | {read_json(Path(row['path']) / 'best.json')['epoch']} | "
-           + " | ".join(f"{row[k]:.3f}" for k, _ in TABLE_COLUMNS)
-           + " |" for row in rows if row.get("overall") is not None]
+    md += [f"| {run['name']} | {run['settings']['seed']} | {run['best_epoch']} | "
+           + " | ".join(f"{run['best'][k]:.3f}" for k, _ in TABLE_COLUMNS) + " |" for run in runs if run["best"]]
     md += ["", "| recipe (its first run) | runs | SST | Quora | STS r | overall |", "|---|---:|---|---|---|---|"]
     for recipe, members in groups.items():
-        done = [m for m in members if m.get("overall") is not None]
+        done = [m["best"] for m in members if m["best"]]
         if done:
-            md.append(f"| {recipe} | {len(done)} | " + " | ".join(spread([m[k] for m in done]) for k, _ in TABLE_COLUMNS)
+            md.append(f"| {recipe} | {len(done)} | " + " | ".join(spread([b[k] for b in done]) for k, _ in TABLE_COLUMNS)
                       + " |")
-    return "\n".join(md) + "\n", {row["name"]: {"config": row["config"], "epochs": epochs[row["name"]]} for row in rows}
+    return "\n".join(md) + "\n"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", type=Path, help="run folders")
+    p.add_argument("runs", nargs="*", type=Path, help="run folders")
+    p.add_argument("--records", nargs="+", type=Path, default=[], help="--json files of earlier calls")
     p.add_argument("--json", type=Path, help="also write the configs and epoch records here")
     a = p.parse_args()
-    md, data = summary(a.runs)
+    if not a.runs and not a.records:
+        p.error("give run folders or --records files")
+    runs = [r for f in a.records for r in from_records(f)] + from_folders(a.runs)
     if a.json:
-        a.json.write_text(json.dumps(data, indent=1) + "\n")
-    print(md, end="")
+        a.json.write_text(json.dumps({r["name"]: {"config": r["config"], "epochs": r["epochs"]} for r in runs},
+                                     indent=1) + "\n")
+    print(summary(runs), end="")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""results/seeds.py: the seed summaries the results pages quote, from run folders or from its saved records."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from core.cli import main
+from core.config import TrainConfig
+
+SCRIPT = Path(__file__).resolve().parent.parent / "results" / "seeds.py"
+spec = importlib.util.spec_from_file_location("seeds", SCRIPT)
+seeds = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(seeds)
+
+
+def train(tiny_encoder, demo_data, runs: Path, seed: int) -> Path:
+    args = ["train", "--variant", "rrobin-full", "--encoder", str(tiny_encoder), "--data-dir", str(demo_data),
+            "--runs-dir", str(runs), "--name", f"r{seed}", "--max-train", "16", "--max-dev", "8", "--batch-size", "4",
+            "--lr", "1e-3", "--epochs", "2", "--seed", str(seed)]
+    assert main(args) == 0
+    return runs / f"r{seed}"
+
+
+def test_saved_records_give_the_run_folders_tables(tiny_encoder, demo_data, tmp_path):
+    runs = [train(tiny_encoder, demo_data, tmp_path / "runs", s) for s in (0, 1)]
+    records = tmp_path / "seeds.json"
+    cmd = [sys.executable, str(SCRIPT)]
+    from_folders = subprocess.run([*cmd, *map(str, runs), "--json", str(records)], capture_output=True, text=True,
+                                  check=True).stdout
+    assert "| r0 | 0 | 2 |" in from_folders and "| r0 | 2 |" in from_folders  # a run's rows; the recipe's, 2 runs
+    from_records = subprocess.run([*cmd, "--records", str(records)], capture_output=True, text=True,
+                                  check=True).stdout
+    assert from_records == from_folders
+    mixed = subprocess.run([*cmd, str(runs[1]), "--records", str(records)], capture_output=True, text=True,
+                           check=True).stdout
+    assert "| r0 | 3 |" in mixed  # the same run from a record and from its folder: one recipe, three rows
+
+
+def test_records_pick_the_first_epoch_of_the_best_mean_dev_metric(tmp_path):
+    def epoch(n: int, sst: float, para: float, sts: float) -> dict:
+        return {"kind": "epoch", "epoch": n, "seconds": 10.0,
+                "dev": {"sst/acc": sst, "para/acc": para, "sts/pearson": sts, "cfimdb/acc": 1.0 if n == 1 else 0.0}}
+    config = {**TrainConfig(variant="rrobin-full").to_dict(), "tasks": ["sst", "para", "sts", "cfimdb"]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"run": {"config": config, "epochs": [
+        epoch(1, 0.40, 0.80, 0.80), epoch(2, 0.50, 0.80, 0.80), epoch(3, 0.45, 0.85, 0.80)]}}))
+    (run,) = seeds.from_records(path)
+    assert run["best_epoch"] == 2  # CFIMDB is a helper task: its dev accuracy does not judge; ties keep the first
+    assert run["best"]["sst/acc"] == 0.50
+    assert abs(run["best"]["overall"] - (0.50 + 0.80 + 0.90) / 3) < 1e-12
