@@ -17,7 +17,7 @@ from core.encoders import default_pooling, load_pretrained, load_tokenizer, read
 from core.multitask import HeadConfig, MultitaskBert
 from core.runs import write_json_atomic
 from core.schedules import SCHEDULES, ScheduleOptions, make_plan, plan_steps
-from core.variants import MULTITASK, Variant, parse_variant, train_tasks
+from core.variants import MULTITASK, Variant, judged_tasks, parse_variant, train_tasks
 
 log = logging.getLogger("walkless.train")
 
@@ -61,9 +61,8 @@ class Setup:
 
     @property
     def judged_tasks(self) -> tuple[str, ...]:
-        """The tasks whose dev metrics pick the best checkpoint: a multitask run's SST, Quora and STS (an added
-        CFIMDB task is only a helper), a single-task run's own task."""
-        return tuple(t for t in self.tasks if t in MULTITASK) if self.variant.multitask else self.tasks
+        """The tasks whose dev metrics pick the best checkpoint (``core.variants.judged_tasks``)."""
+        return judged_tasks(self.variant, self.tasks)
 
 
 def prepare(config: TrainConfig) -> Setup:

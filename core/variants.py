@@ -58,6 +58,12 @@ def train_tasks(variant: Variant, task: str, cfimdb: bool = False) -> tuple[str,
     return MULTITASK + (("cfimdb",) if cfimdb else ())
 
 
+def judged_tasks(variant: Variant, tasks: tuple[str, ...]) -> tuple[str, ...]:
+    """The trained tasks whose dev metrics pick the best checkpoint: a multitask run's SST, Quora and STS (an
+    added CFIMDB task is only a helper), a single-task run's own task."""
+    return tuple(t for t in tasks if t in MULTITASK) if variant.multitask else tasks
+
+
 def all_variants() -> list[str]:
     """Every name ``parse_variant`` accepts, in canonical form: each base, then its modifier combinations."""
     out = []

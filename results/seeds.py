@@ -5,8 +5,8 @@ differ only in the seed (``walkless compare``'s settings) are one recipe.
     python results/seeds.py RUN_DIR... [--records FILE...] [--json FILE]
 
 Markdown on stdout; ``--json`` writes the runs' configs and epoch records. ``--records`` reads such files back
-(runs whose folders are gone), their best checkpoint being the epoch with the best mean dev metric of SST, Quora
-and STS, the rule the trainer keeps it by (a run saves and judges checkpoints at epoch ends only).
+(runs whose folders are gone), their best checkpoint being the epoch with the best mean dev metric of the judged
+tasks, the rule the trainer keeps it by (a run saves and judges checkpoints at epoch ends only).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.evaluate import headline  # noqa: E402
 from core.report import COLUMNS, TABLE_COLUMNS, compare_rows, overall, run_settings  # noqa: E402
 from core.runs import read_json, read_metrics  # noqa: E402
-from core.variants import MULTITASK  # noqa: E402
+from core.variants import judged_tasks, parse_variant  # noqa: E402
 
 KEYS = [k for k, _ in COLUMNS]
 
@@ -43,16 +43,14 @@ def from_records(path: Path) -> list[dict]:
     out = []
     for name, rec in json.loads(path.read_text()).items():
         c, epochs = rec["config"], rec["epochs"]
-        judged = tuple(t for t in c.get("tasks", MULTITASK) if t in MULTITASK)
-        best = None
-        for e in epochs:  # the first epoch of the highest score, as the trainer's strict ">"
-            if best is None or headline(e["dev"], judged) > headline(best["dev"], judged):
-                best = e
+        judged = judged_tasks(parse_variant(c["variant"]), tuple(c["tasks"]))
+        # the first epoch of the highest score (max keeps the first, as the trainer's strict ">")
+        best = max(epochs, key=lambda e: headline(e["dev"], judged), default=None)
         values = {k: best["dev"].get(k) for k in KEYS} if best else {}
-        values["overall"] = overall(values) if best else None
+        total = overall(values)
         out.append({"name": name, "variant": c["variant"], "settings": run_settings(c, c["variant"]), "config": c,
                     "epochs": epochs, "best_epoch": best["epoch"] if best else None,
-                    "best": values if values.get("overall") is not None else None})
+                    "best": {**values, "overall": total} if total is not None else None})
     return out
 
 

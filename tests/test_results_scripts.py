@@ -52,3 +52,22 @@ def test_records_pick_the_first_epoch_of_the_best_mean_dev_metric(tmp_path):
     assert run["best_epoch"] == 2  # CFIMDB is a helper task: its dev accuracy does not judge; ties keep the first
     assert run["best"]["sst/acc"] == 0.50
     assert abs(run["best"]["overall"] - (0.50 + 0.80 + 0.90) / 3) < 1e-12
+
+
+def test_every_committed_seed_table_comes_back_from_its_records():
+    """The results pages quote ``seeds.md`` files; their ``seeds.json`` records rebuild each one exactly."""
+    pairs = [(j, j.with_name("seeds.md")) for j in sorted(SCRIPT.parent.glob("*/seeds.json"))]
+    assert len(pairs) >= 10
+    for records, table in pairs:
+        assert seeds.summary(seeds.from_records(records)) == table.read_text(), records
+
+
+def test_records_of_a_single_task_run_are_judged_by_its_own_task(tmp_path):
+    config = {**TrainConfig(variant="finetune", task="cfimdb").to_dict(), "tasks": ["cfimdb"]}
+    dev = [{"cfimdb/acc": 0.80}, {"cfimdb/acc": 0.90}]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"run": {"config": config, "epochs": [
+        {"kind": "epoch", "epoch": n, "seconds": 1.0, "dev": d} for n, d in enumerate(dev, 1)]}}))
+    (run,) = seeds.from_records(path)
+    assert run["best_epoch"] == 2  # CFIMDB trained alone is judged by CFIMDB (in a multitask run it is a helper)
+    assert run["best"] is None  # no SST, Quora and STS: no overall, no best-checkpoint row
