@@ -109,6 +109,9 @@ class TrainConfig:
                         check=POSITIVE)
     sst_head: str = opt("linear", "the sentiment heads (SST, CFIMDB): linear (the report: dropout + linear) or mlp "
                                   "(dropout, dense + tanh, dropout, linear)", choices=("linear", "mlp"))
+    sst_layers: int = opt(0, "the sentiment tasks (SST, CFIMDB) get their own copy of the encoder's top K layers, "
+                             "so their updates leave the top the pair tasks read; 0 = all layers shared (the report)",
+                          check=AT_LEAST_0)
     pair_symmetric: bool = opt(False, "pair heads (paraphrase, and STS with rlayer): score each pair in both orders, "
                                       "(u, v) and (v, u), and average the two outputs; bi pair input only")
     label_smoothing: float = opt(0.0, "label smoothing of the 5-class sentiment losses (SST, CFIMDB); 0 = off",

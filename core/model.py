@@ -170,12 +170,15 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
         self.unpad = config.unpad
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor,
+                top: nn.ModuleList | None = None) -> torch.Tensor:
         """x (B, T, C), attention_mask (B, T) with 1 for real tokens -> (B, T, C), zeros at padding when
-        packed (padding positions carry no meaning either way)."""
+        packed (padding positions carry no meaning either way). ``top``: K layers that stand in for the last K
+        (a task's own branch of the encoder's top, ``core.multitask``)."""
         tokens = Tokens(attention_mask, self.unpad)
         h = tokens.pack(x)  # (n, C)
-        for layer in self.layer:
+        layers = list(self.layer) if top is None else [*self.layer[: len(self.layer) - len(top)], *top]
+        for layer in layers:
             h = layer(h, tokens)
         return tokens.pad(h)
 
@@ -216,9 +219,11 @@ class BertModel(InferencePacking, nn.Module):
         """input_ids (B, T) -> embedding-layer output (B, T, C)."""
         return self.embeddings(input_ids, token_type_ids)
 
-    def encode(self, embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Embedding-layer output (B, T, C) and mask (B, T) -> last hidden states (B, T, C)."""
-        return self.encoder(embeddings, attention_mask)
+    def encode(self, embeddings: torch.Tensor, attention_mask: torch.Tensor,
+               top: nn.ModuleList | None = None) -> torch.Tensor:
+        """Embedding-layer output (B, T, C) and mask (B, T) -> last hidden states (B, T, C); ``top`` replaces the
+        last ``len(top)`` layers (``BertEncoder.forward``)."""
+        return self.encoder(embeddings, attention_mask, top)
 
     def forward(
         self,

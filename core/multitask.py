@@ -22,12 +22,18 @@ but ``[u, v, ...]`` is not, so the report's heads can give a pair two answers de
 lists first. Each order draws its own head-dropout mask. Bi-encoded pairs only (the cosine STS head is already
 symmetric, so only the ``[u, v, |u - v|]`` paraphrase head and ``rlayer`` change).
 
+Beyond the report, ``sst_layers`` K > 0 gives the sentiment tasks (SST, CFIMDB) their own copy of the encoder's top
+K layers, initialised from the shared ones: sentences for a sentiment head run through the shared lower layers,
+then through that branch, while the pair tasks keep the shared top. SST's updates (which ``--sst-lr`` makes larger)
+then no longer move the top layers the paraphrase and similarity heads read; the lower layers stay shared.
+
 ``HeadConfig.dropout`` is the heads' dropout only; the encoder keeps the dropout of its own config.
 Outputs per task: ``classify`` -> logits (B, C); ``binary`` -> one logit (B,); ``regress`` -> score (B,).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 
 import torch
@@ -48,6 +54,7 @@ class HeadConfig:
     pair_input: str = "bi"  # "bi": u and v encoded apart (the report); "cross": one sequence per pair
     sst_head: str = "linear"  # the sentiment heads: "linear" (the report) or "mlp" (dense + tanh first)
     pair_symmetric: bool = False  # pair heads: average the outputs of (u, v) and (v, u)
+    sst_layers: int = 0  # the sentiment tasks' own copy of the encoder's top K layers (0: all layers shared)
 
     @property
     def cross(self) -> bool:
@@ -63,6 +70,9 @@ class HeadConfig:
         d = dict(d)
         d["tasks"] = tuple(d.get("tasks", cls.tasks))
         return cls(**d)
+
+
+SENTIMENT = ("sst", "cfimdb")  # the single-sentence tasks: their heads (and their own top layers, if any)
 
 
 def pool(h: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -105,7 +115,14 @@ class MultitaskBert(nn.Module):
         self.dropout = nn.Dropout(heads.dropout)
         if heads.sst_head not in ("linear", "mlp"):
             raise ValueError(f"sst head {heads.sst_head!r}: choose linear or mlp")
-        for task in ("sst", "cfimdb"):
+        n_layers = bert.config.num_hidden_layers
+        if not 0 <= heads.sst_layers <= n_layers:
+            raise ValueError(f"sst layers {heads.sst_layers}: the encoder has {n_layers} layers (choose 0 to {n_layers})")
+        self.sst_top: nn.ModuleList | None = None
+        if heads.sst_layers and any(t in heads.tasks for t in SENTIMENT):
+            # a copy of the top K layers as they are now: the pretrained weights when built for training
+            self.sst_top = nn.ModuleList(copy.deepcopy(layer) for layer in bert.encoder.layer[n_layers - heads.sst_layers:])
+        for task in SENTIMENT:
             if task in heads.tasks:
                 if heads.sst_head == "mlp":
                     setattr(self, f"{task}_dense", nn.Linear(C, C))
@@ -140,16 +157,18 @@ class MultitaskBert(nn.Module):
 
     def head(self, task: str, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Embedding-layer output (N, T, C) -> the task's output (see the module docstring)."""
-        return self.output(task, self.sentence_embeddings(emb, mask))
+        return self.output(task, self.sentence_embeddings(emb, mask, task))
 
-    def sentence_embeddings(self, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Embedding-layer output (N, T, C) -> pooled sentence embeddings (N, C), before the head dropout."""
-        return pool(self.bert.encode(emb, mask), mask, self.heads.pooling)
+    def sentence_embeddings(self, emb: torch.Tensor, mask: torch.Tensor, task: str) -> torch.Tensor:
+        """Embedding-layer output (N, T, C) -> ``task``'s pooled sentence embeddings (N, C), before the head
+        dropout (a sentiment task's through its own top layers, when it has them)."""
+        top = self.sst_top if task in SENTIMENT else None
+        return pool(self.bert.encode(emb, mask, top), mask, self.heads.pooling)
 
     def output(self, task: str, x: torch.Tensor) -> torch.Tensor:
         """Sentence embeddings (N, C), pairs stacked -> the task's output; several heads can share one
         encoder pass (scoring a pair for paraphrase and similarity)."""
-        if task in ("sst", "cfimdb"):
+        if task in SENTIMENT:
             if self.heads.sst_head == "mlp":
                 x = torch.tanh(getattr(self, f"{task}_dense")(self.dropout(x)))  # (N, C)
             return getattr(self, f"{task}_classifier")(self.dropout(x))

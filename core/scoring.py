@@ -51,7 +51,7 @@ class Scorer:
             if t not in self.tasks:
                 raise ValueError(f"this checkpoint has no {t} head (it was trained for {', '.join(self.tasks)})")
         batch = self._batch(task, texts)
-        x = self.model.sentence_embeddings(self.model.embed(batch), batch.attention_mask)  # (N, C)
+        x = self.model.sentence_embeddings(self.model.embed(batch), batch.attention_mask, task)  # (N, C)
         return {t: self.model.output(t, x).float() for t in heads or (task,)}
 
     def sentiment(self, text: str, task: str = "sst") -> dict:

@@ -95,12 +95,12 @@ def build_model(setup: Setup, device: torch.device) -> MultitaskBert:
     bert = load_pretrained(setup.encoder_dir, **dropout)
     heads = HeadConfig(tasks=setup.eval_tasks, pooling=c.pooling or default_pooling(setup.encoder_dir),
                        dropout=c.dropout, rlayer=setup.variant.rlayer, pair_input=c.pair_input,
-                       sst_head=c.sst_head, pair_symmetric=c.pair_symmetric)
+                       sst_head=c.sst_head, pair_symmetric=c.pair_symmetric, sst_layers=c.sst_layers)
     model = MultitaskBert(bert, heads)
     if setup.variant.base == "pretrain":
         model.freeze_encoder()
     if c.compile:  # per layer, in place (parameter names unchanged); the packing index stays eager
-        for layer in model.bert.encoder.layer:
+        for layer in [*model.bert.encoder.layer, *(model.sst_top or [])]:
             layer.compile(dynamic=True)
     return model.to(device)
 
@@ -128,13 +128,16 @@ def lr_factor(step: int, total: int, warmup: float, schedule: str) -> float:
     return 1.0
 
 
-def layer_depth(name: str, n_layers: int) -> int:
-    """Depth of a parameter for layer-wise lr decay: embeddings 0, encoder layer i at i + 1, the rest (pooler,
-    heads) n_layers + 1."""
+def layer_depth(name: str, n_layers: int, sst_layers: int = 0) -> int:
+    """Depth of a parameter for layer-wise lr decay: embeddings 0, encoder layer i at i + 1, the sentiment tasks'
+    copy ``sst_top.j`` of the top ``sst_layers`` at the depth of the layer it copies, the rest (pooler, heads)
+    n_layers + 1."""
     if name.startswith("bert.embeddings."):
         return 0
     if name.startswith("bert.encoder.layer."):
         return int(name.split(".")[3]) + 1
+    if name.startswith("sst_top."):
+        return n_layers - sst_layers + int(name.split(".")[1]) + 1
     return n_layers + 1
 
 
@@ -147,7 +150,7 @@ def make_optimizer(model: MultitaskBert, c: TrainConfig, lr: float, device: torc
     groups: dict[int, list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault(layer_depth(name, n) if split else top, []).append(p)  # unsplit: one group at lr
+            groups.setdefault(layer_depth(name, n, model.heads.sst_layers) if split else top, []).append(p)  # unsplit: one group at lr
     fused = c.fused_adamw and device.type in ("cuda", "cpu")
     rates = {d: lr * (c.head_lr if d == top else c.layer_decay ** (top - d)) for d in groups}
     param_groups = [{"params": groups[d], "lr": rates[d], "base_lr": rates[d]} for d in sorted(groups)]
