@@ -117,11 +117,13 @@ class MultitaskBert(nn.Module):
             raise ValueError(f"sst head {heads.sst_head!r}: choose linear or mlp")
         n_layers = bert.config.num_hidden_layers
         if not 0 <= heads.sst_layers <= n_layers:
-            raise ValueError(f"sst layers {heads.sst_layers}: the encoder has {n_layers} layers (choose 0 to {n_layers})")
+            raise ValueError(f"sst layers {heads.sst_layers}: the encoder has {n_layers} layers "
+                             f"(choose 0 to {n_layers})")
         self.sst_top: nn.ModuleList | None = None
         if heads.sst_layers and any(t in heads.tasks for t in SENTIMENT):
             # a copy of the top K layers as they are now: the pretrained weights when built for training
-            self.sst_top = nn.ModuleList(copy.deepcopy(layer) for layer in bert.encoder.layer[n_layers - heads.sst_layers:])
+            top = bert.encoder.layer[n_layers - heads.sst_layers:]
+            self.sst_top = nn.ModuleList(copy.deepcopy(layer) for layer in top)
         for task in SENTIMENT:
             if task in heads.tasks:
                 if heads.sst_head == "mlp":
@@ -194,7 +196,7 @@ class MultitaskBert(nn.Module):
 
     def freeze_encoder(self) -> None:
         """The ``pretrain`` baseline: only the heads learn."""
-        for p in self.bert.parameters():
+        for p in [*self.bert.parameters(), *(self.sst_top.parameters() if self.sst_top is not None else [])]:
             p.requires_grad_(False)
 
 

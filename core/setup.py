@@ -150,7 +150,8 @@ def make_optimizer(model: MultitaskBert, c: TrainConfig, lr: float, device: torc
     groups: dict[int, list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            groups.setdefault(layer_depth(name, n, model.heads.sst_layers) if split else top, []).append(p)  # unsplit: one group at lr
+            depth = layer_depth(name, n, model.heads.sst_layers) if split else top  # unsplit: one group at lr
+            groups.setdefault(depth, []).append(p)
     fused = c.fused_adamw and device.type in ("cuda", "cpu")
     rates = {d: lr * (c.head_lr if d == top else c.layer_decay ** (top - d)) for d in groups}
     param_groups = [{"params": groups[d], "lr": rates[d], "base_lr": rates[d]} for d in sorted(groups)]

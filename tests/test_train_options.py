@@ -492,7 +492,8 @@ def test_sst_layers_branch_starts_as_the_shared_top_and_only_sentiment_reads_it(
     b = collate(sst, list(range(6)))
     with torch.no_grad():
         sst, para = sentiment_and_pair_outputs(m, b)
-        assert all(torch.allclose(a, c, atol=1e-6) for a, c in zip((sst, para), sentiment_and_pair_outputs(plain, b), strict=True))
+        same = zip((sst, para), sentiment_and_pair_outputs(plain, b), strict=True)
+        assert all(torch.allclose(a, c, atol=1e-6) for a, c in same)  # at init the copy is the shared top
         m.sst_top[0].output.dense.weight.mul_(1.5)  # the branch: SST moves, the pair heads do not
         sst2, para2 = sentiment_and_pair_outputs(m, b)
         assert not torch.allclose(sst, sst2, atol=1e-4) and torch.equal(para, para2)
@@ -537,6 +538,9 @@ def test_sst_layers_flag_default_and_range(tiny_encoder):
     assert HeadConfig.from_dict({"tasks": ["sst"]}).sst_layers == 0  # checkpoints from before the option
     assert MultitaskBert(load_pretrained(tiny_encoder), HeadConfig()).sst_top is None
     assert MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(tasks=("para", "sts"), sst_layers=1)).sst_top is None
+    frozen = MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(sst_layers=1))
+    frozen.freeze_encoder()  # the pretrain baseline: the copy is encoder too, only the heads learn
+    assert not any(p.requires_grad for p in frozen.sst_top.parameters()) and frozen.sst_classifier.weight.requires_grad
     with pytest.raises(ValueError, match="sst layers 3: the encoder has 2 layers"):
         MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(sst_layers=3))
     with pytest.raises(ValueError, match="--sst-layers -1: must be at least 0"):
