@@ -7,7 +7,7 @@
 # (results/verify/). The same recipe at seed 0 on one thread on another CPU gave 0.503 / 0.851 / 0.868 (0.763);
 # over seeds 0 to 2 it gives SST 0.499, Quora 0.847, STS 0.870, overall 0.760 on average.
 # Three epochs with SMART (fast mode), the heads at 10x the lr and an SST head with a hidden layer (--sst-head mlp).
-# 57 to 69 minutes on 2 CPU cores (Intel Xeon, AMD EPYC family 25), alone on the machine.
+# 57 to 69 minutes on 2 CPU cores (Intel Xeon, AMD EPYC family 25), with nothing else training.
 set -euo pipefail
 if [ $# -ne 2 ]; then
     echo "usage: $0 DATA_DIR RUNS_DIR" >&2
