@@ -488,8 +488,8 @@ def test_sst_layers_branch_starts_as_the_shared_top_and_only_sentiment_reads_it(
     plain = MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(rlayer=True)).eval()
     assert set(m.state_dict()) - set(plain.state_dict()) == {k for k in m.state_dict() if k.startswith("sst_top.0.")}
     plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("sst_top.")})
-    sst = prepare(TrainConfig(encoder=str(tiny_encoder), data_dir=str(demo_data), max_train=6)).train["sst"]
-    b = collate(sst, list(range(6)))
+    data = prepare(TrainConfig(encoder=str(tiny_encoder), data_dir=str(demo_data), max_train=6)).train["sst"]
+    b = collate(data, list(range(6)))
     with torch.no_grad():
         sst, para = sentiment_and_pair_outputs(m, b)
         same = zip((sst, para), sentiment_and_pair_outputs(plain, b), strict=True)
