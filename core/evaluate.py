@@ -37,10 +37,11 @@ def frozen(model: MultitaskBert) -> Iterator[None]:
 
 
 @torch.inference_mode()
-def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device: str | torch.device = "cpu",
+def outputs(model: MultitaskBert, data: TaskData, batch_size: int = 128, device: str | torch.device = "cpu",
             autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Predictions for every example of ``data``, in its order: class ids, or 0..5 scores for STS."""
-    out = torch.empty(len(data), dtype=torch.float32)
+    """The model's raw output for every example of ``data``, in its order: (N, C) logits for SST and CFIMDB, (N,)
+    logits for the paraphrase task, (N,) unclamped scores for STS."""
+    out: torch.Tensor | None = None
     # Batches of similar length pad little; a pair pads both sides to the longer one, so sort by that.
     lengths = data.lengths if data.tokens_b is None else [max(len(a), len(b)) for a, b in
                                                           zip(data.tokens_a, data.tokens_b, strict=True)]
@@ -49,9 +50,19 @@ def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device:
             batch = collate(data, idx, model.heads.cross).to(device)
             with torch.autocast(torch.device(device).type, dtype=autocast_dtype,
                                 enabled=autocast_dtype is not None):
-                o = model(batch)
-            out[idx] = predictions(data.task, o.float()).float().cpu()
-    return out
+                o = model(batch).float().cpu()
+            if out is None:
+                out = torch.empty((len(data), *o.shape[1:]), dtype=torch.float32)
+            out[idx] = o
+    return out if out is not None else torch.empty(0)
+
+
+def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device: str | torch.device = "cpu",
+            autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Predictions for every example of ``data``, in its order: class ids, or 0..5 scores for STS."""
+    if len(data) == 0:
+        return torch.empty(0)
+    return predictions(data.task, outputs(model, data, batch_size, device, autocast_dtype)).float()
 
 
 def class_scores(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.ndarray]:

@@ -65,8 +65,16 @@ def recipes(runs: list[dict]) -> dict[str, list[dict]]:
     return groups
 
 
-def spread(values: list[float]) -> str:
-    """mean ± population standard deviation (min to max), to 3 decimals."""
+def cell(value: float | None) -> str:
+    """A dev value to 3 decimals; "-" for a task the run does not evaluate (a single-task run)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def spread(values: list[float | None]) -> str:
+    """mean ± population standard deviation (min to max), to 3 decimals, of the values that are there ("-" if none)."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
     return (f"{statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} "
             f"({min(values):.3f} to {max(values):.3f})")
 
@@ -75,7 +83,7 @@ def summary(runs: list[dict]) -> str:
     """The markdown of the runs' records."""
     md = ["| run | seed | epoch | SST | Quora | STS r | seconds |", "|---|---:|---:|---:|---:|---:|---:|"]
     md += [f"| {run['name']} | {run['settings']['seed']} | {e['epoch']} | "
-           + " | ".join(f"{e['dev'][k]:.3f}" for k in KEYS) + f" | {e['seconds']:,.0f} |"
+           + " | ".join(cell(e["dev"].get(k)) for k in KEYS) + f" | {e['seconds']:,.0f} |"
            for run in runs for e in run["epochs"]]
     md += ["", "Over seeds, per epoch (mean ± standard deviation, min to max):", "",
            "| recipe (its first run) | epoch | runs | SST | Quora | STS r |", "|---|---:|---:|---|---|---|"]
@@ -83,7 +91,7 @@ def summary(runs: list[dict]) -> str:
     for recipe, members in groups.items():
         for n in sorted({e["epoch"] for m in members for e in m["epochs"]}):
             devs = [e["dev"] for m in members for e in m["epochs"] if e["epoch"] == n]
-            md.append(f"| {recipe} | {n} | {len(devs)} | " + " | ".join(spread([d[k] for d in devs]) for k in KEYS)
+            md.append(f"| {recipe} | {n} | {len(devs)} | " + " | ".join(spread([d.get(k) for d in devs]) for k in KEYS)
                       + " |")
     md += ["", "Each run's best checkpoint (what the run keeps: the best mean dev metric); overall = (SST + Quora + "
            "(STS + 1) / 2) / 3:", "", "| run | seed | epoch | SST | Quora | STS r | overall |",

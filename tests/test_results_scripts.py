@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,32 @@ def test_records_of_a_single_task_run_are_judged_by_its_own_task(tmp_path):
     (run,) = seeds.from_records(path)
     assert run["best_epoch"] == 2  # CFIMDB trained alone is judged by CFIMDB (in a multitask run it is a helper)
     assert run["best"] is None  # no SST, Quora and STS: no overall, no best-checkpoint row
+
+
+def test_a_single_task_runs_table_shows_its_task_and_dashes_for_the_others(tmp_path):
+    config = {**TrainConfig(variant="finetune", task="para").to_dict(), "tasks": ["para"]}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"run": {"config": config, "epochs": [
+        {"kind": "epoch", "epoch": n, "seconds": 5.0, "dev": {"para/acc": acc}} for n, acc in ((1, 0.8), (2, 0.9))]}}))
+    md = seeds.summary(seeds.from_records(path))
+    assert "| run | 0 | 2 | - | 0.900 | - | 5 |" in md  # its epoch rows
+    assert "| run | 2 | 1 | - | 0.900 ± 0.000 (0.900 to 0.900) | - |" in md  # the recipe's row for epoch 2
+
+
+def test_dev_outputs_match_the_trainers_dev_values_and_an_ensemble_of_one_run_is_that_run(
+        tiny_encoder, demo_data, tmp_path):
+    run = train(tiny_encoder, demo_data, tmp_path / "runs", 0)
+    spec = importlib.util.spec_from_file_location("dev_outputs", SCRIPT.with_name("dev_outputs.py"))
+    dev_outputs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev_outputs)
+    data, raw = dev_outputs.collect([run, run], demo_data, ["sst", "para", "sts"])
+    # the run evaluated the 8 dev examples of each task that --max-dev 8 picks (core.setup.subsample, seed 0)
+    picks = {t: sorted(random.Random(0).sample(range(len(d)), 8)) for t, d in data.items()}
+    data = {t: d.select(picks[t]) for t, d in data.items()}
+    raw = {name: {t: o[picks[t]] for t, o in out.items()} for name, out in raw.items()}
+    md, values = dev_outputs.report(data, raw)
+    best = json.loads((run / "best.json").read_text())["dev"]
+    for name in (str(run), "ensemble"):
+        for key in ("sst/acc", "para/acc", "sts/pearson"):
+            assert abs(values["values"][name][key] - best[key]) < 1e-6, (name, key)
+    assert set(values["para_thresholds"][str(run)]) == set(dev_outputs.THRESHOLDS) and "| ensemble |" in md
