@@ -20,28 +20,29 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.checkpoint import load_checkpoint  # noqa: E402
-from core.data import TaskData, load_task  # noqa: E402
-from core.evaluate import outputs, pearson  # noqa: E402
-from core.multitask import probabilities  # noqa: E402
+from core.data import TASKS, TaskData, load_task  # noqa: E402
+from core.evaluate import outputs, task_report  # noqa: E402
+from core.multitask import predictions, probabilities  # noqa: E402
 
 THRESHOLDS = [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]
-NAMES = {"sst": "sst/acc", "cfimdb": "cfimdb/acc", "para": "para/acc", "sts": "sts/pearson"}
 
 
 def averaged_output(task: str, out: torch.Tensor) -> torch.Tensor:
     """A raw output -> what the ensemble averages: class probabilities (N, C), P(duplicate) (N,), or the score (N,)."""
-    if task == "para":
-        return torch.sigmoid(out)
-    return probabilities(task, out) if out.dim() == 2 else out.clamp(0.0, 5.0)
+    if TASKS[task].kind == "regress":
+        return predictions(task, out)  # the clamped score
+    p = probabilities(task, out)
+    return p[:, 1] if TASKS[task].kind == "binary" else p
 
 
 def score(task: str, data: TaskData, avg: torch.Tensor) -> float:
-    """Accuracy, or Pearson's r for STS, of averaged outputs."""
-    labels = np.asarray(data.labels, dtype=np.float64)
-    if task == "sts":
-        return pearson(avg.numpy().astype(np.float64), labels)
-    preds = (avg > 0.5).double() if task == "para" else avg.argmax(-1).double()
-    return float((preds.numpy() == labels).mean())
+    """The task's dev metric (accuracy, or Pearson's r for STS) of averaged outputs, by ``core.evaluate.task_report``."""
+    kind = TASKS[task].kind
+    if kind == "regress":
+        preds = avg
+    else:
+        preds = avg > 0.5 if kind == "binary" else avg.argmax(-1)
+    return task_report(task, np.asarray(data.labels, dtype=np.float64), preds.double().numpy())[0][TASKS[task].metric]
 
 
 def collect(runs: list[Path], data_dir: Path, tasks: list[str]) -> tuple[dict, dict]:
@@ -59,11 +60,13 @@ def collect(runs: list[Path], data_dir: Path, tasks: list[str]) -> tuple[dict, d
 def report(data: dict, raw: dict) -> tuple[str, dict]:
     """The markdown tables and the values behind them."""
     tasks = list(data)
-    values = {run: {NAMES[t]: score(t, data[t], averaged_output(t, o[t])) for t in tasks} for run, o in raw.items()}
+    keys = [TASKS[t].metric for t in tasks]
+    values = {run: {k: score(t, data[t], averaged_output(t, o[t])) for t, k in zip(tasks, keys, strict=True)}
+              for run, o in raw.items()}
     mean = {t: torch.stack([averaged_output(t, o[t]) for o in raw.values()]).mean(0) for t in tasks}
-    values["ensemble"] = {NAMES[t]: score(t, data[t], mean[t]) for t in tasks}
-    md = ["| model | " + " | ".join(NAMES[t] for t in tasks) + " |", "|---|" + "---:|" * len(tasks)]
-    md += [f"| {name} | " + " | ".join(f"{v[NAMES[t]]:.4f}" for t in tasks) + " |" for name, v in values.items()]
+    values["ensemble"] = {k: score(t, data[t], mean[t]) for t, k in zip(tasks, keys, strict=True)}
+    md = ["| model | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(tasks)]
+    md += [f"| {name} | " + " | ".join(f"{v[k]:.4f}" for k in keys) + " |" for name, v in values.items()]
     sweep = {}
     if "para" in tasks:
         labels = np.asarray(data["para"].labels, dtype=np.float64)
@@ -84,8 +87,8 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the values here")
     a = p.parse_args()
     tasks = a.tasks.split(",")
-    if unknown := [t for t in tasks if t not in NAMES]:
-        p.error(f"--tasks: unknown task(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+    if unknown := [t for t in tasks if t not in TASKS]:
+        p.error(f"--tasks: unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
     md, values = report(*collect(a.runs, a.data_dir, tasks))
     if a.json:
         a.json.write_text(json.dumps(values, indent=1) + "\n")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 from core.cli import main
 from core.config import TrainConfig
+from core.setup import subsample
 
 SCRIPT = Path(__file__).resolve().parent.parent / "results" / "seeds.py"
 spec = importlib.util.spec_from_file_location("seeds", SCRIPT)
@@ -90,10 +90,10 @@ def test_dev_outputs_match_the_trainers_dev_values_and_an_ensemble_of_one_run_is
     spec = importlib.util.spec_from_file_location("dev_outputs", SCRIPT.with_name("dev_outputs.py"))
     dev_outputs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dev_outputs)
-    data, raw = dev_outputs.collect([run, run], demo_data, ["sst", "para", "sts"])
-    # the run evaluated the 8 dev examples of each task that --max-dev 8 picks (core.setup.subsample, seed 0)
-    picks = {t: sorted(random.Random(0).sample(range(len(d)), 8)) for t, d in data.items()}
-    data = {t: d.select(picks[t]) for t, d in data.items()}
+    full, raw = dev_outputs.collect([run, run], demo_data, ["sst", "para", "sts"])
+    # the run evaluated the 8 dev examples of each task that --max-dev 8 picks
+    data = {t: subsample(d, 8, 0) for t, d in full.items()}
+    picks = {t: [full[t].ids.index(i) for i in d.ids] for t, d in data.items()}
     raw = {name: {t: o[picks[t]] for t, o in out.items()} for name, out in raw.items()}
     md, values = dev_outputs.report(data, raw)
     best = json.loads((run / "best.json").read_text())["dev"]
@@ -101,3 +101,4 @@ def test_dev_outputs_match_the_trainers_dev_values_and_an_ensemble_of_one_run_is
         for key in ("sst/acc", "para/acc", "sts/pearson"):
             assert abs(values["values"][name][key] - best[key]) < 1e-6, (name, key)
     assert set(values["para_thresholds"][str(run)]) == set(dev_outputs.THRESHOLDS) and "| ensemble |" in md
+
