@@ -2,7 +2,7 @@
 per epoch, and each run's best checkpoint (the one the run keeps) with the mean of those. Runs whose settings
 differ only in the seed (``walkless compare``'s settings) are one recipe.
 
-    python results/seeds.py RUN_DIR... [--records FILE...] [--json FILE]
+    python results/seeds.py RUN_DIR... [--records FILE...] [--only NAME...] [--json FILE]
 
 Markdown on stdout; ``--json`` writes the runs' configs and epoch records. ``--records`` reads such files back
 (runs whose folders are gone), their best checkpoint being the epoch with the best mean dev metric of the judged
@@ -111,11 +111,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", type=Path, help="run folders")
     p.add_argument("--records", nargs="+", type=Path, default=[], help="--json files of earlier calls")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="keep only these runs (by name), e.g. two seeds of three")
     p.add_argument("--json", type=Path, help="also write the configs and epoch records here")
     a = p.parse_args()
     if not a.runs and not a.records:
         p.error("give run folders or --records files")
     runs = [r for f in a.records for r in from_records(f)] + from_folders(a.runs)
+    if a.only:
+        if missing := sorted(set(a.only) - {r["name"] for r in runs}):
+            p.error(f"--only: no run named {', '.join(missing)}")
+        runs = [r for r in runs if r["name"] in a.only]
     if a.json:
         a.json.write_text(json.dumps({r["name"]: {"config": r["config"], "epochs": r["epochs"]} for r in runs},
                                      indent=1) + "\n")

@@ -102,3 +102,11 @@ def test_dev_outputs_match_the_trainers_dev_values_and_an_ensemble_of_one_run_is
             assert abs(values["values"][name][key] - best[key]) < 1e-6, (name, key)
     assert set(values["para_thresholds"][str(run)]) == set(dev_outputs.THRESHOLDS) and "| ensemble |" in md
 
+
+def test_only_keeps_the_named_runs_of_the_records():
+    records = SCRIPT.parent / "sst-head" / "seeds.json"
+    cmd = [sys.executable, str(SCRIPT), "--records", str(records)]
+    two = subprocess.run([*cmd, "--only", "mlp-s0", "mlp-s1"], capture_output=True, text=True, check=True).stdout
+    assert "| mlp-s0 | 2 | 0.497 ± " in two and "mlp-s2" not in two  # M at seeds 0 and 1, as the results pages quote
+    bad = subprocess.run([*cmd, "--only", "mlp-s9"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no run named mlp-s9" in bad.stderr
