@@ -232,6 +232,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 
 # --- checkpoint averaging -----------------------------------------------------------------------------
 
+def unfitted(heads: dict) -> dict:
+    """A checkpoint's head settings without the fitted paraphrase offset (checkpoints differing only there average)."""
+    return {k: v for k, v in heads.items() if k != "para_offset"}
+
+
 def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
     """Write the uniform average of the weights of ``paths`` (run folders: their best checkpoint; or checkpoint
     folders) to the new checkpoint folder ``out``, which scores, evaluates and loads like any other (no trainer
@@ -246,19 +251,35 @@ def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
     total = {k: v.double() for k, v in model.state_dict().items()}
     for f in folders[1:]:
         other, other_meta, _ = load_checkpoint(f)
-        if other.config != model.config or other_meta["heads"] != meta["heads"]:
+        if other.config != model.config or unfitted(other_meta["heads"]) != unfitted(meta["heads"]):
             raise ValueError(f"{f}: another encoder config or other heads than {folders[0]}; cannot average them")
         for k, v in other.state_dict().items():
             total[k] += v.double()
+        model.heads.para_offset += other.heads.para_offset
+    model.heads.para_offset /= len(folders)  # a starting point: refit it on the average (walkless calibrate)
     dtypes = {k: v.dtype for k, v in model.state_dict().items()}
     model.load_state_dict({k: (v / len(folders)).to(dtypes[k]) for k, v in total.items()})
-    keep = {k: meta[k] for k in ("variant", "tasks", "encoder") if k in meta}
-    info = {**keep, "averaged": [str(f) for f in folders], "epoch": meta.get("epoch"), "step": meta.get("step")}
+    info = {**model_meta(meta), "averaged": [str(f) for f in folders]}
+    return save_model(out, model, info, folders[0])
+
+
+def model_meta(meta: dict) -> dict:
+    """What a checkpoint derived from another (averaged, recalibrated) keeps of its ``walkless.json``: not its dev
+    values, which were measured on other weights."""
+    return {k: meta.get(k) for k in ("variant", "tasks", "encoder", "epoch", "step") if k in meta}
+
+
+def save_model(out: Path, model: MultitaskBert, meta: dict, tokenizer_dir: Path) -> Path:
+    """Write a new checkpoint folder ``out`` (no trainer state: it scores, evaluates and loads, but cannot be
+    resumed) atomically; ``out`` must not exist."""
+    out = Path(out)
+    if out.exists():
+        raise ValueError(f"{out}: exists; this writes a new folder")
     tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write_files(tmp, model, info, folders[0], None, None)
+        _write_files(tmp, model, meta, tokenizer_dir, None, None)
         os.rename(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

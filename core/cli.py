@@ -227,6 +227,15 @@ def cmd_average(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from core.calibrate import calibrate_checkpoint
+    from core.data import demo_data_dir
+
+    out, b = calibrate_checkpoint(a.checkpoint, a.data_dir or demo_data_dir(), a.out, a.pairs, a.seed, a.batch_size)
+    console.print(f"paraphrase offset {b:+.4f}; wrote {escape(str(out))}", soft_wrap=True)
+    return 0
+
+
 def cmd_demo_data(a: argparse.Namespace) -> int:
     from core.demo import write_demo_data
 
@@ -273,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("checkpoints", nargs="+", help="run folders (their best checkpoint) or checkpoint folders")
     v.add_argument("--out", required=True, help="the new checkpoint folder (must not exist)")
     v.set_defaults(func=cmd_average)
+    k = sub.add_parser("calibrate", help="fit a checkpoint's paraphrase offset on training pairs in eval mode (what "
+                                         "train --calibrate-para does at each epoch) into a new checkpoint folder")
+    k.add_argument("checkpoint", help="a run folder (its best checkpoint) or a checkpoint folder")
+    k.add_argument("--data-dir", default=None, help="the folder with quora-train.csv (default: the demo data)")
+    k.add_argument("--pairs", type=int, default=4000, help="training pairs to fit on (a fixed sample; default 4000)")
+    k.add_argument("--seed", type=int, default=0, help="which sample of --pairs pairs")
+    k.add_argument("--out", required=True, help="the new checkpoint folder (must not exist)")
+    k.add_argument("--batch-size", type=int, default=128)
+    k.set_defaults(func=cmd_calibrate)
     d = sub.add_parser("demo-data", help="write the synthetic demo dataset into a folder")
     d.add_argument("out")
     d.add_argument("--seed", type=int, default=0)

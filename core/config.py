@@ -114,6 +114,10 @@ class TrainConfig:
                           check=AT_LEAST_0)
     pair_symmetric: bool = opt(False, "pair heads (paraphrase, and STS with rlayer): score each pair in both orders, "
                                       "(u, v) and (v, u), and average the two outputs; bi pair input only")
+    calibrate_para: int = opt(0, "before each dev evaluation, fit the paraphrase logit's eval-mode offset on this many "
+                                 "training pairs (a fixed sample; dropout makes eval-mode logits run high, so the "
+                                 "head calls too many duplicates); saved with the checkpoint; 0 = off (the report)",
+                              check=AT_LEAST_0)
     label_smoothing: float = opt(0.0, "label smoothing of the 5-class sentiment losses (SST, CFIMDB); 0 = off",
                                  check=FRACTION)
     pair_input: str = opt("bi", "pair tasks: bi (the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "

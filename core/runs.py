@@ -4,8 +4,9 @@ Layout of ``RUNS_DIR/NAME``::
 
     config.json        the TrainConfig, plus encoder, data sizes (written once, atomically)
     status.json        state (``RunState``: running, finished, failed, stopped), pid, epoch/step progress, times
-    metrics.jsonl      one JSON object per line: {"kind": "step"|"epoch"|"report", ...} (a SMART run's step
-                       records add its unweighted terms ``smart_rs`` and ``bregman``)
+    metrics.jsonl      one JSON object per line: {"kind": "step"|"epoch"|"report"|"calibration", ...} (a SMART
+                       run's step records add its unweighted terms ``smart_rs`` and ``bregman``; with
+                       --calibrate-para, each epoch's fitted paraphrase offset comes before its "epoch" record)
     train.log          the human-readable log
     checkpoints/NAME/  model.safetensors + config.json (BERT) + walkless.json (heads, metrics) + tokenizer
                        + trainer_state.* (for --resume) + manifest.json (sizes, SHA-256)

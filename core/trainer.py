@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.calibrate import calibrate_para
 from core.checkpoint import FORMAT, pack_state, point_to, prune_checkpoints, save_checkpoint
 from core.data import Batch, collate
 from core.distributed import DistInfo, all_mean, any_rank, device_for, shard
@@ -261,6 +262,7 @@ class Trainer:
         seconds = time.time() - self.epoch_started
         self.epoch_seconds = 0.0
         with self.averaged_weights():
+            self.calibrate()
             dev, reports = evaluate(self.model, self.setup.dev, self.config.eval_batch_size, self.device)
         self.metrics.write("epoch", epoch=epoch, step=self.step, seconds=round(seconds, 3), dev=dev)
         for r in reports.values():
@@ -269,6 +271,13 @@ class Trainer:
             log.info("epoch %d: %s (%.1fs)", epoch, "  ".join(f"{k} {v:.4f}" for k, v in dev.items()), seconds)
         self.epoch_done, self.epoch_plan = True, []
         self.checkpoint(dev)
+
+    def calibrate(self) -> None:
+        """With ``--calibrate-para N``: refit the paraphrase head's eval-mode offset (see ``core.calibrate``)."""
+        n, train = self.config.calibrate_para, self.setup.train.get("para")
+        if n and train is not None:
+            b = calibrate_para(self.model, train, n, self.config.seed, self.config.eval_batch_size, self.device)
+            self.metrics.write("calibration", epoch=self.epoch, step=self.step, para_offset=b)
 
     def fit(self) -> None:
         if not self.epoch_done:

@@ -257,7 +257,7 @@ def test_every_training_option_is_set_by_the_flag_of_its_name_and_by_a_config_fi
     """One source of truth: each field of TrainConfig/SmartConfig is a flag of the same name (``smart_lam`` is
     ``--smart-lam``), and a JSON file of the options (a run's config.json) gives them all back."""
     parser, values = build_parser(), other_values()
-    assert len(values) == 56
+    assert len(values) == 57
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         args = [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]

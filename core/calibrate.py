@@ -1,0 +1,76 @@
+"""Fitting the paraphrase head's evaluation-mode offset (``HeadConfig.para_offset``) on training pairs.
+
+Dropout is on while the paraphrase head learns and off when it is evaluated. The logits of the undropped network
+run higher (on Quora dev, a mean of -1.53 in eval mode against -1.87 in train mode, for the same weights), so a
+head whose threshold 0 suits training calls too many pairs duplicates at evaluation: 43 % of dev pairs, where dev
+has 37 % and the training set 37.7 %. The fix is the one-parameter recalibration of a logistic model's intercept:
+run ``n`` training pairs through the model in eval mode and choose the offset ``b`` that minimises the binary
+cross-entropy of ``logit + b`` against their labels. At that minimum the mean predicted probability equals the
+labels' rate. No dev label is used; the weights do not change.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from core.checkpoint import checkpoint_path, load_checkpoint, model_meta, save_model
+from core.data import TaskData, load_task
+from core.evaluate import outputs
+from core.multitask import MultitaskBert
+from core.setup import subsample
+
+log = logging.getLogger("walkless.calibrate")
+
+
+def fit_offset(logits: torch.Tensor, labels: torch.Tensor, iters: int = 50) -> float:
+    """Logits (N,) and 0/1 labels (N,) -> the ``b`` minimising the mean BCE of ``logits + b`` (Newton's method on
+    a convex one-dimensional problem). Raises ``ValueError`` when the labels are all one class (no finite
+    minimum)."""
+    x, y = logits.double(), labels.double()
+    if len(y) == 0 or y.min() == y.max():
+        raise ValueError(f"calibrating the paraphrase offset needs pairs of both classes; got {len(y)} pairs "
+                         f"with {int(y.sum())} duplicates")
+    b = torch.logit(y.mean()) - torch.logit(torch.sigmoid(x).mean().clamp(1e-6, 1 - 1e-6))  # a start near it
+    for _ in range(iters):
+        p = torch.sigmoid(x + b)
+        grad, hess = (p - y).mean(), (p * (1 - p)).mean().clamp(min=1e-12)
+        b = b - grad / hess
+        if grad.abs() < 1e-10:
+            break
+    return float(b)
+
+
+def calibrate_para(model: MultitaskBert, train: TaskData, n: int, seed: int = 0, batch_size: int = 128,
+                   device: str | torch.device = "cpu") -> float:
+    """Fit and set ``model.heads.para_offset`` on ``n`` training pairs (a fixed sample by ``seed``; all of them
+    when ``n`` is at least their number) in eval mode; returns the offset. The model's mode is restored."""
+    if train.task != "para" or train.labels is None:
+        raise ValueError(f"calibrating the paraphrase offset needs labelled paraphrase pairs, got {train.task}")
+    pairs = subsample(train, n, seed)
+    model.heads.para_offset = 0.0  # the raw logits: the fit replaces any earlier offset
+    logits = outputs(model, pairs, batch_size, device)
+    b = fit_offset(logits, torch.as_tensor(pairs.labels, dtype=torch.float64))
+    model.heads.para_offset = b
+    rate = lambda off: float((logits + off > 0).double().mean())  # noqa: E731
+    log.info("paraphrase offset %+.4f on %d training pairs: predicted duplicates %.3f -> %.3f (labels %.3f)",
+             b, len(pairs), rate(0.0), rate(b), float(torch.as_tensor(pairs.labels, dtype=torch.float64).mean()))
+    return b
+
+
+def calibrate_checkpoint(path: str | Path, data_dir: str | Path, out: str | Path, n: int, seed: int = 0,
+                         batch_size: int = 128) -> tuple[Path, float]:
+    """A trained checkpoint (or a run folder: its best) -> a new checkpoint folder ``out`` with the same weights
+    and the paraphrase offset fitted on ``n`` pairs of ``data_dir``'s Quora training file; returns (out, offset)."""
+    if Path(out).exists():  # before the slow part
+        raise ValueError(f"{out}: exists; calibrating writes a new folder")
+    folder = checkpoint_path(path)
+    model, meta, tokenizer = load_checkpoint(folder)
+    if "para" not in model.heads.tasks:
+        raise ValueError(f"{folder}: this checkpoint has no paraphrase head (it was trained for "
+                         f"{', '.join(model.heads.tasks)})")
+    b = calibrate_para(model, load_task(data_dir, "para", "train", tokenizer), n, seed, batch_size)
+    info = {**model_meta(meta), "calibrated": {"from": str(folder), "pairs": n, "seed": seed, "para_offset": b}}
+    return save_model(Path(out), model, info, folder), b
