@@ -231,8 +231,10 @@ def cmd_calibrate(a: argparse.Namespace) -> int:
     from core.calibrate import calibrate_checkpoint
     from core.data import demo_data_dir
 
-    out, b = calibrate_checkpoint(a.checkpoint, a.data_dir or demo_data_dir(), a.out, a.pairs, a.seed, a.batch_size)
-    console.print(f"paraphrase offset {b:+.4f}; wrote {escape(str(out))}", soft_wrap=True)
+    out, c = calibrate_checkpoint(a.checkpoint, a.data_dir or demo_data_dir(), a.out, a.pairs, a.seed, a.batch_size)
+    console.print(f"paraphrase offset {c.para_offset:+.4f} on {c.pairs} training pairs: called duplicates "
+                  f"{c.duplicates_before:.3f} -> {c.duplicates_after:.3f} (labels {c.labels:.3f}); wrote "
+                  f"{escape(str(out))}", soft_wrap=True)
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dat
 from pathlib import Path
 from typing import Any
 
-from core.variants import parse_variant
+from core.variants import parse_variant, train_tasks
 
 TASK_NAMES = ("sst", "cfimdb", "para", "sts")
 RUN_RECORD = ("tasks", "encoder_dir", "data_sizes", "torch", "schedule_plan")  # what a run's config.json adds
@@ -171,6 +171,9 @@ class TrainConfig:
         if self.cfimdb and not variant.multitask:
             raise ValueError(f"--cfimdb adds a fourth task to a multitask run: variant {self.variant} trains one "
                              f"task (use --task cfimdb to train CFIMDB alone)")
+        if self.calibrate_para and "para" not in train_tasks(variant, self.task):
+            raise ValueError(f"--calibrate-para {self.calibrate_para}: fits the paraphrase head, which this run "
+                             f"does not train (variant {self.variant}, task {self.task})")
         if self.smart.same_masks and self.smart.dropout_off:
             raise ValueError("--smart-same-masks replays dropout masks, so it needs --no-smart-dropout-off")
         return self

@@ -28,9 +28,9 @@ then through that branch, while the pair tasks keep the shared top. SST's update
 then no longer move the top layers the paraphrase and similarity heads read; the lower layers stay shared.
 
 Beyond the report, ``para_offset`` is a constant added to the paraphrase logit in evaluation mode only, fitted after
-training (``core.calibrate``). Dropout (the encoder's and the heads') makes training-mode logits lower than
-evaluation-mode ones, so a head trained with dropout calls more pairs duplicates at evaluation than the training
-labels hold (43 % against 37.7 % on Quora). The offset is a fitted number, saved with the heads; 0 changes nothing.
+training (``core.calibrate``): dropout (the encoder's and the heads') is on in training only, and a head trained
+with it calls more pairs duplicates at evaluation than the labels hold (42-44 % of Quora dev, which has 37 %). The
+offset is a fitted number, saved with the heads; 0 changes nothing.
 
 ``HeadConfig.dropout`` is the heads' dropout only; the encoder keeps the dropout of its own config.
 Outputs per task: ``classify`` -> logits (B, C); ``binary`` -> one logit (B,); ``regress`` -> score (B,).

@@ -25,6 +25,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -276,8 +277,8 @@ class Trainer:
         """With ``--calibrate-para N``: refit the paraphrase head's eval-mode offset (see ``core.calibrate``)."""
         n, train = self.config.calibrate_para, self.setup.train.get("para")
         if n and train is not None:
-            b = calibrate_para(self.model, train, n, self.config.seed, self.config.eval_batch_size, self.device)
-            self.metrics.write("calibration", epoch=self.epoch, step=self.step, para_offset=b)
+            c = calibrate_para(self.model, train, n, self.config.seed, self.config.eval_batch_size, self.device)
+            self.metrics.write("calibration", epoch=self.epoch, step=self.step, **asdict(c))
 
     def fit(self) -> None:
         if not self.epoch_done:

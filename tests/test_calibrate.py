@@ -4,6 +4,7 @@ evaluation, and ``walkless calibrate`` on a finished run."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from core.config import TrainConfig
 from core.data import collate, load_task
 from core.evaluate import evaluate, outputs
 from core.runs import read_json, read_metrics
+from core.scoring import Scorer
 from core.setup import build_model, prepare, subsample
 
 
@@ -70,7 +72,9 @@ def test_trainer_refits_the_offset_before_each_dev_evaluation(tiny_encoder, demo
     assert [(r["kind"], r["epoch"]) for r in records] == [("calibration", 1), ("epoch", 1), ("calibration", 2),
                                                           ("epoch", 2)]
     best = read_json(run / "best.json")
-    fitted = next(r["para_offset"] for r in records if r["kind"] == "calibration" and r["epoch"] == best["epoch"])
+    fit = next(r for r in records if r["kind"] == "calibration" and r["epoch"] == best["epoch"])
+    fitted = fit["para_offset"]
+    assert fit["pairs"] == 40 and 0 < fit["labels"] < 1
     model, meta, _ = load_checkpoint(run)
     assert fitted != 0.0 and model.heads.para_offset == fitted == meta["heads"]["para_offset"]
     # Fitted on the raw eval-mode logits of the same 40 training pairs: the saved model, in eval mode, predicts
@@ -94,16 +98,24 @@ def test_calibrate_command_writes_a_new_checkpoint_and_leaves_the_run_alone(tiny
     original = (ckpt / "walkless.json").read_bytes()
     out = tmp_path / "calibrated"
     assert main(["calibrate", str(run), "--data-dir", c.data_dir, "--pairs", "40", "--out", str(out)]) == 0
-    assert "paraphrase offset" in capsys.readouterr().err
+    assert re.search(r"paraphrase offset [-+]\d\.\d{4} on 40 training pairs: called duplicates \d\.\d{3} -> "
+                     r"\d\.\d{3} \(labels \d\.\d{3}\)", capsys.readouterr().err)
     assert (ckpt / "walkless.json").read_bytes() == original  # the run is untouched
     model, meta, _ = load_checkpoint(out)
     raw, _, tok = load_checkpoint(run)
-    assert meta["calibrated"]["from"] == str(ckpt) and meta["calibrated"]["pairs"] == 40
-    assert model.heads.para_offset == meta["calibrated"]["para_offset"] != 0.0
     assert raw.heads.para_offset == 0.0  # a run trained without --calibrate-para
-    assert all(torch.equal(v, raw.state_dict()[k]) for k, v in model.state_dict().items())  # same weights
+    fit = meta["calibrated"]
+    assert fit["from"] == str(ckpt) and fit["pairs"] == 40 and model.heads.para_offset == fit["para_offset"] != 0.0
     pairs = subsample(load_task(c.data_dir, "para", "train", tok), 40, 0)
+    assert fit["labels"] == pytest.approx(sum(pairs.labels) / 40)
+    assert fit["duplicates_before"] == pytest.approx(float((outputs(raw, pairs) > 0).double().mean()))
+    assert fit["duplicates_after"] == pytest.approx(float((outputs(model, pairs) > 0).double().mean()))
+    assert all(torch.equal(v, raw.state_dict()[k]) for k, v in model.state_dict().items())  # same weights
     assert torch.allclose(outputs(model, pairs), outputs(raw, pairs) + model.heads.para_offset, atol=1e-5)
+    a, b = "How do I cook rice?", "What is the best way to cook rice?"
+    raw_p, cal_p = (Scorer.load(f).pair(a, b)["paraphrase"] for f in (ckpt, out))  # the app's scoring
+    assert torch.logit(torch.tensor(cal_p, dtype=torch.float64)).item() == pytest.approx(
+        torch.logit(torch.tensor(raw_p, dtype=torch.float64)).item() + model.heads.para_offset, abs=1e-4)
     assert main(["calibrate", str(run), "--data-dir", c.data_dir, "--out", str(out)]) == 1
     assert "exists" in capsys.readouterr().err
     assert json.loads((out / "walkless.json").read_text()) == {**meta}  # nothing overwritten
@@ -130,3 +142,10 @@ def test_checkpoints_that_differ_only_in_the_offset_average_to_its_mean(tiny_enc
     assert avg.heads.para_offset == 2.0
     with pytest.raises(ValueError, match="needs labelled paraphrase pairs, got sst"):
         calibrate_para(model, s.train["sst"], 8)
+
+
+def test_calibrate_para_is_refused_by_a_run_without_the_paraphrase_task(tiny_encoder, demo_data, tmp_path, capsys):
+    assert main(["train", "--variant", "finetune", "--task", "sst", "--calibrate-para", "100", "--encoder",
+                 str(tiny_encoder), "--data-dir", str(demo_data), "--runs-dir", str(tmp_path), "--name", "x"]) == 1
+    assert "--calibrate-para 100: fits the paraphrase head, which this run does not train" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
