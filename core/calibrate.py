@@ -61,6 +61,8 @@ def calibrate_para(model: MultitaskBert, train: TaskData, n: int, seed: int = 0,
     when ``n`` is at least their number) in eval mode. The model's mode is restored."""
     if train.task != "para" or train.labels is None:
         raise ValueError(f"calibrating the paraphrase offset needs labelled paraphrase pairs, got {train.task}")
+    if n < 1:
+        raise ValueError(f"calibrating the paraphrase offset on {n} pairs: give at least 1")
     pairs = subsample(train, n, seed)
     model.heads.para_offset = 0.0  # the raw logits: the fit replaces any earlier offset
     logits = outputs(model, pairs, batch_size, device)

@@ -142,6 +142,8 @@ def test_checkpoints_that_differ_only_in_the_offset_average_to_its_mean(tiny_enc
     assert avg.heads.para_offset == 2.0
     with pytest.raises(ValueError, match="needs labelled paraphrase pairs, got sst"):
         calibrate_para(model, s.train["sst"], 8)
+    with pytest.raises(ValueError, match="on 0 pairs: give at least 1"):
+        calibrate_para(model, s.train["para"], 0)
 
 
 def test_calibrate_para_is_refused_by_a_run_without_the_paraphrase_task(tiny_encoder, demo_data, tmp_path, capsys):
