@@ -20,7 +20,7 @@ import torch
 from core.checkpoint import checkpoint_path, load_checkpoint, model_meta, save_model
 from core.data import TaskData, load_task
 from core.evaluate import outputs
-from core.multitask import MultitaskBert
+from core.multitask import MultitaskBert, predictions
 from core.setup import subsample
 
 log = logging.getLogger("walkless.calibrate")
@@ -69,8 +69,8 @@ def calibrate_para(model: MultitaskBert, train: TaskData, n: int, seed: int = 0,
     labels = torch.as_tensor(pairs.labels, dtype=torch.float64)
     b = fit_offset(logits, labels)
     model.heads.para_offset = b
-    c = Calibration(b, len(pairs), float((logits > 0).double().mean()), float((logits + b > 0).double().mean()),
-                    float(labels.mean()))
+    called = [float(predictions("para", x).double().mean()) for x in (logits, logits + b)]  # the share called duplicates
+    c = Calibration(b, len(pairs), *called, float(labels.mean()))
     log.info("paraphrase offset %+.4f on %d training pairs: called duplicates %.3f -> %.3f (labels %.3f)",
              b, c.pairs, c.duplicates_before, c.duplicates_after, c.labels)
     return c

@@ -30,7 +30,9 @@ then no longer move the top layers the paraphrase and similarity heads read; the
 Beyond the report, ``para_offset`` is a constant added to the paraphrase logit in evaluation mode only, fitted after
 training (``core.calibrate``): dropout (the encoder's and the heads') is on in training only, and a head trained
 with it calls more pairs duplicates at evaluation than the labels hold (42-44 % of Quora dev, which has 37 %). The
-offset is a fitted number, saved with the heads; 0 changes nothing.
+offset is a fitted number, saved with the heads; 0 changes nothing. The report's SMART (``dropout_off``) computes its
+adversarial term in eval mode, so from the first fit on the offset enters both outputs that term compares; the fast
+mode (``--smart-fast``, the best recipe's) stays in training mode and never sees it.
 
 ``HeadConfig.dropout`` is the heads' dropout only; the encoder keeps the dropout of its own config.
 Outputs per task: ``classify`` -> logits (B, C); ``binary`` -> one logit (B,); ``regress`` -> score (B,).
