@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# On a GPU machine: the best-model recipe (results/best.sh, run Q of results/ablation.md) at several seeds, and one
+# On a GPU machine: the best-model recipe (results/best.sh, its flags in results/best.args) at several seeds, and one
 # lever (the report's head dropout 0.3) at two, all at once (one process each, sharing the GPU), stopped at a
 # deadline. It measures how far one seed's SST moves, which one CPU run cannot. A stopped run keeps its finished
 # epochs, and running the script again resumes it from its checkpoint. Writes RUNS_DIR/seeds.json (per run: settings,
