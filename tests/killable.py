@@ -52,8 +52,12 @@ def mid_save(n: int, marker: Path) -> None:
 def run_and_kill(mode: str, n: int, argv: list[str], tmp: Path) -> None:
     """Start ``walkless train ARGV`` in a real process, wait until it is frozen at (mode, n), SIGKILL it."""
     marker = tmp / f"frozen-{mode}-{n}"
+    root = Path(__file__).resolve().parents[1]
+    # The child runs this file as a script, so its sys.path starts at tests/: put the checkout first, so that it
+    # imports this tree's `core` whatever (or wherever) the installed copy is.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen([sys.executable, __file__, mode, str(n), str(marker), *argv],
-                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():

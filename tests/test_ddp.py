@@ -75,6 +75,8 @@ def test_two_processes_match_one_with_the_same_global_batch(encoder, tmp_path, m
     probe.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
                                                             "MASTER_PORT")}
+    # the ranks run tests/ddp_probe.py as a script (sys.path starts at tests/): this checkout's `core` comes first
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            str(REPO / "tests" / "ddp_probe.py"), str(probe), *args(encoder, runs, "two")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
