@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from proc_support import REPO, checkout_first
+
 import core.checkpoint
 import core.trainer
 from core.cli import main
@@ -52,12 +54,8 @@ def mid_save(n: int, marker: Path) -> None:
 def run_and_kill(mode: str, n: int, argv: list[str], tmp: Path) -> None:
     """Start ``walkless train ARGV`` in a real process, wait until it is frozen at (mode, n), SIGKILL it."""
     marker = tmp / f"frozen-{mode}-{n}"
-    root = Path(__file__).resolve().parents[1]
-    # The child runs this file as a script, so its sys.path starts at tests/: put the checkout first, so that it
-    # imports this tree's `core` whatever (or wherever) the installed copy is.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)}
-    proc = subprocess.Popen([sys.executable, __file__, mode, str(n), str(marker), *argv],
-                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, __file__, mode, str(n), str(marker), *argv], cwd=REPO,
+                            env=checkout_first(dict(os.environ)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from proc_support import REPO, checkout_first
 from safetensors.torch import load_file
 
 from core.cli import build_parser, train_config
 from core.distributed import DistInfo, shard
 from core.runs import read_metrics
 from core.train import train
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_shards_cover_each_global_batch_with_weights_that_average_to_its_mean():
@@ -73,10 +72,8 @@ def test_two_processes_match_one_with_the_same_global_batch(encoder, tmp_path, m
 
     runs, probe = tmp_path / "two", tmp_path / "probe"
     probe.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
-                                                            "MASTER_PORT")}
-    # the ranks run tests/ddp_probe.py as a script (sys.path starts at tests/): this checkout's `core` comes first
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env = checkout_first({k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK",
+                                                                          "MASTER_ADDR", "MASTER_PORT")})
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            str(REPO / "tests" / "ddp_probe.py"), str(probe), *args(encoder, runs, "two")],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
