@@ -5,7 +5,7 @@
 #      and resumed;
 #   2. end to end against the expert transformers script on the GPU (bf16, sdpa), 3 alternating rounds;
 #   3. one Table 2 row (rrobin-full+rlayer) for one epoch on the full data: its seconds per epoch.
-# Writes OUT_DIR/gpu.json (copied to benchmarks/gpu-latest.json once it has run on a GPU) and the logs.
+# Writes OUT_DIR/gpu.json (kept as results/performance/gpu-DATE.json once it has run on a GPU) and the logs.
 #   benchmarks/gpu.sh DATA_DIR [OUT_DIR]
 set -uo pipefail
 DATA=${1:?usage: benchmarks/gpu.sh DATA_DIR [OUT_DIR]}

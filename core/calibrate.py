@@ -2,7 +2,7 @@
 
 Dropout is on while the paraphrase head learns and off when it is evaluated, and the logits of the undropped
 network run higher, so a head whose threshold 0 suits training calls too many pairs duplicates at evaluation: the
-multitask models of results/ablation.md call 42-44 % of Quora dev pairs duplicates, where dev has 37 % and the
+multitask models of experiments/ (quora-ceiling/, paraphrase-offset/) call 42-44 % of Quora dev pairs duplicates, where dev has 37 % and the
 training set 37.7 %, and too many of their own training pairs too. The fix is the one-parameter recalibration of
 a logistic model's intercept: run ``n`` training pairs through the model in eval mode and choose the offset ``b``
 that minimises the binary cross-entropy of ``logit + b`` against their labels. At that minimum the mean predicted

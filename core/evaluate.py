@@ -1,8 +1,8 @@
 """Evaluation: dev metrics per task, per-class reports, and predictions in input order.
 
 Metric names: ``sst/acc``, ``cfimdb/acc``, ``para/acc``, ``sts/pearson``. Reports hold the confusion
-matrix and per-class precision/recall/F1 (scikit-learn) for classification tasks, and the true and
-predicted score lists for STS.
+matrix and per-class precision/recall/F1 for classification tasks (computed here with numpy; they equal
+scikit-learn's, which tests/test_evaluate.py checks), and the true and predicted score lists for STS.
 """
 
 from __future__ import annotations

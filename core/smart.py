@@ -42,10 +42,12 @@ The fast mode (``SmartConfig.fast()``, CLI ``--smart-fast``): 7F, about 2.3x. Tw
 
 With ``--autocast bf16`` note that ε = 1e-5 is below bf16 resolution once x̃ enters the first matmul.
 
-Sizes measured on all-MiniLM-L6-v2 (``results/smart_terms.py``; results/ablation.md): at ε = 1e-5 the
+Sizes measured on all-MiniLM-L6-v2 (``scripts/smart_terms.py``; experiments/smart-terms/): at ε = 1e-5 the
 smoothness term R_s is about 1e-11 with random noise and 2e-7 after one ascent step (times λ = 5, under 1e-5 of a
 task loss), while the Bregman term is 1 to 6 % of the task loss. So at the default ε the Bregman term (and the clipping SMART turns on) does the
-work, and ``lam=0`` (no perturbed forward) gives the same models for less time. With fresh masks (``dropout_off``
+work, and ``lam=0`` (no perturbed forward) trains models as good on average (three GPU seeds) for less time. They
+are not the same models: ``lam=0`` skips the noise draw, so the random stream (and every dropout mask after it)
+differs. With fresh masks (``dropout_off``
 and ``same_masks`` both off, the published setting) R_s is the disagreement of two dropout sub-networks, R-Drop's
 consistency term: 0.03 to 0.1, 5 to 35 % of the task loss (``smart_terms.py --fresh-masks``).
 """

@@ -1,4 +1,4 @@
-"""results/seeds.py: the seed summaries the results pages quote, from run folders or from its saved records."""
+"""scripts/seeds.py: the seed summaries the results pages quote, from run folders or from its saved records."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from core.cli import main
 from core.config import TrainConfig
 from core.setup import subsample
 
-SCRIPT = Path(__file__).resolve().parent.parent / "results" / "seeds.py"
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "seeds.py"
 spec = importlib.util.spec_from_file_location("seeds", SCRIPT)
 seeds = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(seeds)
@@ -57,7 +58,8 @@ def test_records_pick_the_first_epoch_of_the_best_mean_dev_metric(tmp_path):
 
 def test_every_committed_seed_table_comes_back_from_its_records():
     """The results pages quote ``seeds.md`` files; their ``seeds.json`` records rebuild each one exactly."""
-    pairs = [(j, j.with_name("seeds.md")) for j in sorted(SCRIPT.parent.glob("*/seeds.json"))]
+    pairs = [(j, j.with_name("seeds.md")) for top in ("results", "experiments")
+             for j in sorted((ROOT / top).glob("**/seeds.json"))]
     assert len(pairs) >= 10
     for records, table in pairs:
         assert seeds.summary(seeds.from_records(records)) == table.read_text(), records
@@ -104,7 +106,7 @@ def test_dev_outputs_match_the_trainers_dev_values_and_an_ensemble_of_one_run_is
 
 
 def test_only_keeps_the_named_runs_of_the_records():
-    records = SCRIPT.parent / "sst-head" / "seeds.json"
+    records = ROOT / "experiments" / "sst-head-mlp" / "seeds.json"
     cmd = [sys.executable, str(SCRIPT), "--records", str(records)]
     two = subprocess.run([*cmd, "--only", "mlp-s0", "mlp-s1"], capture_output=True, text=True, check=True).stdout
     assert "| mlp-s0 | 2 | 0.497 ± " in two and "mlp-s2" not in two  # M at seeds 0 and 1, as the results pages quote
