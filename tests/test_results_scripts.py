@@ -112,3 +112,18 @@ def test_only_keeps_the_named_runs_of_the_records():
     assert "| mlp-s0 | 2 | 0.497 ± " in two and "mlp-s2" not in two  # M at seeds 0 and 1, as the results pages quote
     bad = subprocess.run([*cmd, "--only", "mlp-s9"], capture_output=True, text=True)
     assert bad.returncode == 2 and "no run named mlp-s9" in bad.stderr
+
+
+def test_sst_seeds_table_pairs_the_seeds_that_have_both_files(tmp_path):
+    spec = importlib.util.spec_from_file_location("sst_seeds_table", SCRIPT.with_name("sst_seeds_table.py"))
+    sst_table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sst_table)
+    for seed, expert, ours in ((1, 0.40, 0.42), (2, 0.50, 0.46), (3, 0.45, None)):
+        (tmp_path / f"expert-s{seed}.txt").write_text(f"dev accuracy {expert}\nseconds: total 1.0\n")
+        if ours is not None:
+            (tmp_path / f"ours-s{seed}.best.json").write_text(json.dumps({"dev": {"sst/acc": ours}}))
+    seeds = sst_table.read_seeds(tmp_path)
+    assert seeds == {1: (0.40, 0.42), 2: (0.50, 0.46)}  # seed 3 has no run of ours: left out
+    md = sst_table.table(seeds)
+    assert "| 1 | 0.4000 | 0.4200 | +0.0200 |" in md and "| 2 | 0.5000 | 0.4600 | -0.0400 |" in md
+    assert "| mean ± sd, 2 seeds | 0.4500 ± 0.0707 | 0.4400 ± 0.0283 | -0.0100 ± 0.0424 |" in md
