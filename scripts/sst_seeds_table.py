@@ -37,14 +37,15 @@ def table(seeds: dict[int, tuple[float, float]]) -> str:
     rows = ["| seed | expert transformers script | `walkless train` | walkless − expert |", "|---:|---:|---:|---:|"]
     for seed, (expert, ours) in seeds.items():
         rows.append(f"| {seed} | {expert:.4f} | {ours:.4f} | {ours - expert:+.4f} |")
-    cols = list(zip(*seeds.values()))
+    expert = [e for e, _ in seeds.values()]
+    ours = [o for _, o in seeds.values()]
     diff = [o - e for e, o in seeds.values()]
 
     def stat(xs, sign: str = "") -> str:
         mean = f"{statistics.mean(xs):{sign}.4f}"
         return f"{mean} ± {statistics.stdev(xs):.4f}" if len(xs) > 1 else mean
 
-    rows.append(f"| mean ± sd, {len(seeds)} seeds | {stat(cols[0])} | {stat(cols[1])} | {stat(diff, '+')} |")
+    rows.append(f"| mean ± sd, {len(seeds)} seeds | {stat(expert)} | {stat(ours)} | {stat(diff, '+')} |")
     return "\n".join(rows) + "\n"
 
 
