@@ -213,10 +213,15 @@ def read_trainer_state(folder: Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultitaskBert, dict, Any]:
-    """A run folder (its best checkpoint) or a checkpoint folder -> (model in eval mode, meta, tokenizer)."""
+    """A run folder (its best checkpoint) or a checkpoint folder -> (model in eval mode, meta, tokenizer); an
+    ensemble folder (``walkless ensemble``) gives a ``core.ensemble.Ensemble``, which scores like the model."""
     folder = checkpoint_path(path)
     verify_checkpoint(folder, hashes=False)  # sizes only: cheap; safetensors checks its own structure
     meta = read_json(folder / "walkless.json")
+    if isinstance(meta, dict) and meta.get("kind") == "ensemble":  # several checkpoints averaged: core.ensemble
+        from core.ensemble import load_ensemble
+
+        return load_ensemble(folder, meta, device)
     cfg = read_json(folder / "config.json")
     if not isinstance(meta, dict) or "heads" not in meta:
         raise CheckpointError(f"{folder / 'walkless.json'}: missing or unreadable (not a walkless checkpoint?)")

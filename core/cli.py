@@ -5,6 +5,7 @@
     walkless eval --checkpoint RUN_DIR [--data-dir DIR]
     walkless predict --checkpoint RUN_DIR --task sst --input FILE --output FILE
     walkless compare RUN [RUN ...] [--json | --markdown]
+    walkless ensemble RUN [RUN ...] --out DIR [--data-dir DIR]
     walkless demo-data OUT
     walkless bench [--data-dir DIR] [--batches N] [--rounds R] [--out bench.json]
     walkless table2 --runs-dir DIR --data-dir DIR [--rows ROW,...] [--epochs N] [--max-train N]
@@ -227,6 +228,19 @@ def cmd_average(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(a: argparse.Namespace) -> int:
+    from core.ensemble import build_ensemble
+    from core.report import ensemble_table
+
+    result = build_ensemble(a.runs, a.out, a.data_dir, a.batch_size)
+    if result.dev:
+        Console().print(ensemble_table(result))
+    console.print(f"wrote the ensemble of {len(a.runs)} runs to {escape(str(result.out))}"
+                  + ("" if result.dev else " (give --data-dir to measure it and what each member adds)"),
+                  soft_wrap=True)
+    return 0
+
+
 def cmd_calibrate(a: argparse.Namespace) -> int:
     from core.calibrate import calibrate_checkpoint
     from core.data import demo_data_dir
@@ -284,6 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("checkpoints", nargs="+", help="run folders (their best checkpoint) or checkpoint folders")
     v.add_argument("--out", required=True, help="the new checkpoint folder (must not exist)")
     v.set_defaults(func=cmd_average)
+    n = sub.add_parser("ensemble", help="several runs' best checkpoints as one model averaging their probabilities "
+                                        "(SST, Quora) and similarities (STS), a folder for eval, predict and the app")
+    n.add_argument("runs", nargs="+", help="run folders (their best checkpoint) or checkpoint folders; they must "
+                                           "share one tokenizer")
+    n.add_argument("--out", required=True, help="the new ensemble folder (must not exist; the members are copied in)")
+    n.add_argument("--data-dir", default=None, help="evaluate every member, the ensemble and the ensemble without "
+                                                    "each member on this folder's dev files (printed and saved)")
+    n.add_argument("--batch-size", type=int, default=128)
+    n.set_defaults(func=cmd_ensemble)
     k = sub.add_parser("calibrate", help="fit a checkpoint's paraphrase offset on training pairs in eval mode (what "
                                          "train --calibrate-para does at each epoch) into a new checkpoint folder")
     k.add_argument("checkpoint", help="a run folder (its best checkpoint) or a checkpoint folder")

@@ -208,3 +208,22 @@ def print_compare(runs: list[Path], fmt: str = "table", out: Console | None = No
     out.print(compare_table(rows, at, width=out.width))
     if any(_is_minilm(r["settings"].get("encoder")) for r in rows):
         out.print(f"[dim]{ENCODER_NOTE}[/]")
+
+
+def ensemble_table(result) -> Table:
+    """``walkless ensemble``'s table (a ``core.ensemble.EnsembleResult``): each member's dev metrics, the
+    ensemble's, and per member what it adds (the ensemble's metric minus the ensemble's without it)."""
+    keys = [k for k, _ in TABLE_COLUMNS if k in result.dev]
+    t = Table(title="ensemble on the dev sets (adds: the ensemble minus the ensemble without that member)")
+    t.add_column("model")
+    for k in keys:
+        t.add_column(dict(TABLE_COLUMNS)[k], justify="right")
+    adds = {d["member"]: d["adds"] for d in result.leave_one_out}
+    for m in result.members:
+        dev = m.get("dev", {})
+        t.add_row(m["name"], *[f"{dev[k]:.4f}" if k in dev else "–" for k in keys])
+        if m["name"] in adds:
+            t.add_row("  adds", *[f"{adds[m['name']][k]:+.4f}" if k in adds[m["name"]] else "–" for k in keys],
+                      style="dim")
+    t.add_row("ensemble", *[f"{result.dev[k]:.4f}" for k in keys], style="bold")
+    return t
