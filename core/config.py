@@ -130,6 +130,13 @@ class TrainConfig:
                                 "heads (the report's Table 2)")
     per_task_step: bool = opt(True, "one optimizer step per task in turn (the report); off: one summed loss and "
                                     "one step per iteration", aliases=("--summed-step",))
+    grad_surgery: str = opt("none", "multitask summed step (--no-per-task-step): change the tasks' gradients over "
+                                    "the shared weights where they conflict before summing them: pcgrad (project "
+                                    "onto the normal plane of a conflicting task's gradient, Yu et al. 2020) or "
+                                    "gradvac (raise each pair's cosine to an adaptive target, Wang et al. 2021)",
+                            choices=("none", "pcgrad", "gradvac"))
+    gradvac_beta: float = opt(0.01, "--grad-surgery gradvac: the rate of the moving average of each task pair's "
+                                    "target cosine", check=(lambda v: 0 <= v <= 1, "in [0, 1]"))
     temperature: float = opt(5.0, "annealed sampling: final T of p_t ∝ n_t^(1/T) (5 = BERT-and-PALs)",
                              check=POSITIVE)
     pre_epochs: int = opt(1, "Quora-only epochs before round-robin, for rrobin-pre", check=AT_LEAST_0)
@@ -165,6 +172,8 @@ class TrainConfig:
         if self.sst_lr != 1.0 and not self.per_task_step:
             raise ValueError(f"--sst-lr {self.sst_lr}: needs one optimizer step per task (not --no-per-task-step), "
                              f"so that SST's steps are its own")
+        if self.grad_surgery != "none":
+            self.check_grad_surgery(variant.multitask)
         if self.pair_symmetric and self.pair_input == "cross":
             raise ValueError("--pair-symmetric swaps the sentence embeddings u and v of a pair: it needs "
                              "--pair-input bi (a cross-encoded pair has one embedding)")
@@ -177,6 +186,17 @@ class TrainConfig:
         if self.smart.same_masks and self.smart.dropout_off:
             raise ValueError("--smart-same-masks replays dropout masks, so it needs --no-smart-dropout-off")
         return self
+
+    def check_grad_surgery(self, multitask: bool) -> None:
+        """``--grad-surgery`` changes task gradients against each other within one summed step: it needs several
+        tasks and the summed step."""
+        if not multitask:
+            raise ValueError(f"--grad-surgery {self.grad_surgery}: needs several tasks' gradients; variant "
+                             f"{self.variant} trains one task (use a multitask variant such as rrobin)")
+        if self.per_task_step:
+            raise ValueError(f"--grad-surgery {self.grad_surgery}: needs the tasks' gradients of one step together; "
+                             f"add --no-per-task-step (one summed step per iteration): with one optimizer step "
+                             f"per task there is nothing to project")
 
     def grad_clip_norm(self, smart: bool) -> float | None:
         """The max gradient norm to clip at, or None: ``clip_grad``, else 1.0 under SMART as the report's code."""

@@ -43,6 +43,7 @@ from core.runs import MetricsLog, read_json, write_status
 from core.schedules import Plan, ScheduleOptions, make_plan
 from core.setup import Setup, build_model, default_lr, lr_factor, make_optimizer, planned_steps
 from core.smart import Smart, ema_update
+from core.surgery import GradSurgery
 
 log = logging.getLogger("walkless.train")
 # Step losses go to the run's train.log only (the console shows a progress bar, the app tails the file).
@@ -122,6 +123,10 @@ class Trainer:
         self.total_steps = planned_steps(setup)
         self.smart = Smart(self.model, c.smart) if setup.variant.smart else None
         self.step_loss: nn.Module = StepLoss(self.model, self.smart, c.label_smoothing)
+        self.surgery = None if c.grad_surgery == "none" else GradSurgery(c.grad_surgery, c.gradvac_beta, c.seed)
+        if self.surgery is not None and self.dist.enabled:
+            raise ValueError(f"--grad-surgery {c.grad_surgery}: not under torchrun (the task gradients are taken "
+                             f"apart from DistributedDataParallel's reduction); train on one process")
         if self.dist.enabled:
             # find_unused_parameters: each step trains one task head, the others sit idle
             self.step_loss = nn.parallel.DistributedDataParallel(self.step_loss, find_unused_parameters=True)
@@ -184,8 +189,13 @@ class Trainer:
                 self.optimizer_step(task)
                 self.record(task, loss[0], *self.smart_terms(1))
         else:
-            losses = self.losses(steps)
-            losses.sum().backward()
+            if self.surgery is None:
+                losses = self.losses(steps)
+                losses.sum().backward()
+            else:  # each task's gradient, changed against the others' where they conflict (core.surgery)
+                per_batch = [self.losses([s])[0] for s in steps]  # a graph each: a task reaches its own weights
+                self.surgery.backward([t for t, _ in steps], per_batch, self.params)
+                losses = torch.stack(per_batch)
             self.optimizer_step()
             for (task, _), loss, terms in zip(steps, losses, self.smart_terms(len(steps)), strict=True):
                 self.record(task, loss, terms)
@@ -296,6 +306,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "optimizer": self.optimizer.state_dict(),
             "smart": self.smart.state_dict() if self.smart is not None else None,
+            "surgery": self.surgery.state_dict() if self.surgery is not None else None,
             "plan": None if self.epoch_done else encode_plan(self.epoch_plan, self.setup.tasks),
             "epoch_seconds": 0.0 if self.epoch_done else time.time() - self.epoch_started,
             # with --ema the checkpoint's weights are the average: the trained ones travel here
@@ -330,6 +341,8 @@ class Trainer:
             if state.get("smart") is None:
                 raise CheckpointError("the checkpoint has no SMART teacher state but the variant uses SMART")
             self.smart.load_state_dict(state["smart"])
+        if self.surgery is not None and state.get("surgery") is not None:
+            self.surgery.load_state_dict(state["surgery"])
         if state.get("plan") is not None:
             self.epoch_plan = decode_plan(state["plan"], self.setup.tasks)
         torch.set_rng_state(state["torch_rng"])

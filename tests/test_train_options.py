@@ -257,12 +257,13 @@ def test_every_training_option_is_set_by_the_flag_of_its_name_and_by_a_config_fi
     """One source of truth: each field of TrainConfig/SmartConfig is a flag of the same name (``smart_lam`` is
     ``--smart-lam``), and a JSON file of the options (a run's config.json) gives them all back."""
     parser, values = build_parser(), other_values()
-    assert len(values) == 57
+    assert len(values) == 59
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         args = [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
         # --sst-passes: only rrobin-full takes it; --cfimdb: only multitask variants; --calibrate-para: Quora's
         args += ["--variant", "rrobin-full"] if name in ("sst_passes", "cfimdb", "calibrate_para") else []
+        args += ["--variant", "rrobin", "--no-per-task-step"] if name == "grad_surgery" else []  # a summed step
         assert train_config(parser.parse_args(["train", *args])).flat()[name] == value, flag
     config = TrainConfig().updated(values)
     (tmp_path / "c.json").write_text(json.dumps(config.to_dict()))

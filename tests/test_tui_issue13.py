@@ -360,6 +360,7 @@ async def test_the_launch_form_has_a_field_for_every_training_option(tmp_path, d
     values = {k: v for k, v in other_values().items() if k not in ("runs_dir", "name")}
     values["per_task_step"] = True  # --sst-lr (not its default here) needs one step per task
     values["pair_input"] = "bi"  # --pair-symmetric (not its default here) needs bi-encoded pairs
+    values["grad_surgery"] = "none"  # --grad-surgery needs the summed step (--no-per-task-step)
     async with app.run_test(size=BIG) as pilot:
         await pilot.press("n")
         form = app.screen
