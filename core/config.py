@@ -107,8 +107,10 @@ class TrainConfig:
     sst_lr: float = opt(1.0, "the lr of SST's own optimizer steps as a multiple of the others' (one step per task: "
                               "e.g. 2 trains SST faster without raising the pair tasks' lr); 1 = the same",
                         check=POSITIVE)
-    sst_head: str = opt("linear", "the sentiment heads (SST, CFIMDB): linear (the report: dropout + linear) or mlp "
-                                  "(dropout, dense + tanh, dropout, linear)", choices=("linear", "mlp"))
+    sst_head: str = opt("linear", "the sentiment heads (SST, CFIMDB): linear (the report: dropout + linear), mlp "
+                                  "(dropout, dense + tanh, dropout, linear) or lstm (a BiLSTM over all the encoder's "
+                                  "token states, its masked mean and max, dropout, linear)",
+                        choices=("linear", "mlp", "lstm"))
     sst_layers: int = opt(0, "the sentiment tasks (SST, CFIMDB) get their own copy of the encoder's top K layers, "
                              "so their updates leave the top the pair tasks read; 0 = all layers shared (the report)",
                           check=AT_LEAST_0)

@@ -3,6 +3,9 @@
 - SST (5-way) and CFIMDB (2-way): dropout, then a linear classifier on the sentence embedding; cross-entropy.
   Beyond the report, ``sst_head="mlp"`` puts a dense layer with tanh before it (dropout, dense, tanh, dropout,
   linear: the classification head of BERT's pooler and of RoBERTa), which the mean-pooled embedding lacks.
+  ``sst_head="lstm"`` reads every token instead of the pooled embedding: a BiLSTM (hidden C/2 per direction) over
+  the encoder's last token states, packed so padding never enters it, then the masked mean and max of its outputs
+  side by side, dropout, linear (the BiLSTM sentiment head of the strongest student systems on this project).
 - Paraphrase: the features ``[u, v, |u - v|]`` of the *undropped* embeddings, dropout on that vector, one
   linear logit; binary cross-entropy. Dropping u and v out separately would put dropout noise into
   ``|u - v|`` in training only (it inflates it), so evaluation would call too many pairs duplicates.
@@ -59,7 +62,7 @@ class HeadConfig:
     rlayer: bool = False
     eps: float = 1e-8
     pair_input: str = "bi"  # "bi": u and v encoded apart (the report); "cross": one sequence per pair
-    sst_head: str = "linear"  # the sentiment heads: "linear" (the report) or "mlp" (dense + tanh first)
+    sst_head: str = "linear"  # the sentiment heads: "linear" (the report), "mlp" (dense + tanh first), "lstm" (BiLSTM)
     pair_symmetric: bool = False  # pair heads: average the outputs of (u, v) and (v, u)
     sst_layers: int = 0  # the sentiment tasks' own copy of the encoder's top K layers (0: all layers shared)
     para_offset: float = 0.0  # added to the paraphrase logit in eval mode; fitted by core.calibrate, not by hand
@@ -89,6 +92,20 @@ def pool(h: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
         return h[:, 0]
     m = mask.unsqueeze(-1).to(h.dtype)  # (N, T, 1)
     return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
+def lstm_pool(lstm: nn.LSTM, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token states (N, T, C) and mask (N, T) -> the masked mean and max over time of a bidirectional ``lstm``'s
+    outputs, side by side (N, 4H). The sequences are packed at their lengths, so padding never enters the LSTM
+    (the backward direction starts at each sentence's last real token)."""
+    lengths = mask.sum(1).cpu()
+    packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+    out, _ = lstm(packed)
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=h.size(1))  # (N, T, 2H)
+    m = mask.unsqueeze(-1).to(out.dtype)  # (N, T, 1)
+    mean = (out * m).sum(1) / m.sum(1).clamp(min=1.0)
+    top = out.masked_fill(m == 0, float("-inf")).amax(1)
+    return torch.cat([mean, top], dim=-1)
 
 
 def pair_features(u: torch.Tensor, v: torch.Tensor, eps: float | None = None) -> torch.Tensor:
@@ -121,8 +138,8 @@ class MultitaskBert(nn.Module):
         self.heads = heads
         C = bert.config.hidden_size
         self.dropout = nn.Dropout(heads.dropout)
-        if heads.sst_head not in ("linear", "mlp"):
-            raise ValueError(f"sst head {heads.sst_head!r}: choose linear or mlp")
+        if heads.sst_head not in ("linear", "mlp", "lstm"):
+            raise ValueError(f"sst head {heads.sst_head!r}: choose linear, mlp or lstm")
         n_layers = bert.config.num_hidden_layers
         if not 0 <= heads.sst_layers <= n_layers:
             raise ValueError(f"sst layers {heads.sst_layers}: the encoder has {n_layers} layers "
@@ -134,9 +151,13 @@ class MultitaskBert(nn.Module):
             self.sst_top = nn.ModuleList(copy.deepcopy(layer) for layer in top)
         for task in SENTIMENT:
             if task in heads.tasks:
+                width = C
                 if heads.sst_head == "mlp":
                     setattr(self, f"{task}_dense", nn.Linear(C, C))
-                setattr(self, f"{task}_classifier", nn.Linear(C, TASKS[task].num_classes))
+                if heads.sst_head == "lstm":  # [mean, max] of both directions: 4 (C // 2)
+                    setattr(self, f"{task}_lstm", nn.LSTM(C, C // 2, batch_first=True, bidirectional=True))
+                    width = 4 * (C // 2)
+                setattr(self, f"{task}_classifier", nn.Linear(width, TASKS[task].num_classes))
         if heads.pair_input not in ("bi", "cross"):
             raise ValueError(f"pair input {heads.pair_input!r}: choose bi or cross")
         if heads.cross and heads.rlayer:
@@ -171,9 +192,13 @@ class MultitaskBert(nn.Module):
 
     def sentence_embeddings(self, emb: torch.Tensor, mask: torch.Tensor, task: str) -> torch.Tensor:
         """Embedding-layer output (N, T, C) -> ``task``'s pooled sentence embeddings (N, C), before the head
-        dropout (a sentiment task's through its own top layers, when it has them)."""
+        dropout (a sentiment task's through its own top layers, when it has them; with the lstm head, its BiLSTM's
+        pooled outputs (N, 4 (C // 2)) instead)."""
         top = self.sst_top if task in SENTIMENT else None
-        return pool(self.bert.encode(emb, mask, top), mask, self.heads.pooling)
+        h = self.bert.encode(emb, mask, top)  # (N, T, C)
+        if task in SENTIMENT and self.heads.sst_head == "lstm":
+            return lstm_pool(getattr(self, f"{task}_lstm"), h, mask)
+        return pool(h, mask, self.heads.pooling)
 
     def output(self, task: str, x: torch.Tensor) -> torch.Tensor:
         """Sentence embeddings (N, C), pairs stacked -> the task's output; several heads can share one

@@ -431,7 +431,7 @@ def test_sst_head_flag_default_and_bad_value(tiny_encoder):
     linear = MultitaskBert(load_pretrained(tiny_encoder), HeadConfig())
     assert not hasattr(linear, "sst_dense")  # the report's head: dropout + linear only
     assert HeadConfig.from_dict({"tasks": ["sst"]}).sst_head == "linear"  # checkpoints from before the option
-    with pytest.raises(ValueError, match="sst head 'deep': choose linear or mlp"):
+    with pytest.raises(ValueError, match="sst head 'deep': choose linear, mlp or lstm"):
         MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(sst_head="deep"))
 
 
