@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from core.checkpoint import checkpoint_path, load_checkpoint, model_meta, save_model
+from core.checkpoint import checkpoint_path, load_single, model_meta, save_model
 from core.data import TaskData, load_task
 from core.evaluate import outputs
 from core.multitask import MultitaskBert, predictions
@@ -83,7 +83,7 @@ def calibrate_checkpoint(path: str | Path, data_dir: str | Path, out: str | Path
     if Path(out).exists():  # before the slow part
         raise ValueError(f"{out}: exists; calibrating writes a new folder")
     folder = checkpoint_path(path)
-    model, meta, tokenizer = load_checkpoint(folder)
+    model, meta, tokenizer = load_single(folder, "calibrate")
     if "para" not in model.heads.tasks:
         raise ValueError(f"{folder}: this checkpoint has no paraphrase head (it was trained for "
                          f"{', '.join(model.heads.tasks)})")

@@ -235,6 +235,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), meta, load_tokenizer(folder)
 
 
+def load_single(path: str | Path, what: str) -> tuple[MultitaskBert, dict, Any]:
+    """``load_checkpoint`` for commands that change one model's weights (``what``): an ensemble is refused."""
+    model, meta, tok = load_checkpoint(path)
+    if meta.get("kind") == "ensemble":
+        raise ValueError(f"{path}: an ensemble; {what} takes one model's checkpoint (apply it to the members' runs, "
+                         f"then build the ensemble again)")
+    return model, meta, tok
+
+
 # --- checkpoint averaging -----------------------------------------------------------------------------
 
 def unfitted(heads: dict) -> dict:
@@ -252,10 +261,10 @@ def average_checkpoints(paths: list[str | Path], out: str | Path) -> Path:
     if out.exists():
         raise ValueError(f"{out}: exists; averaging writes a new folder")
     folders = [checkpoint_path(p) for p in paths]
-    model, meta, _ = load_checkpoint(folders[0])
+    model, meta, _ = load_single(folders[0], "averaging")
     total = {k: v.double() for k, v in model.state_dict().items()}
     for f in folders[1:]:
-        other, other_meta, _ = load_checkpoint(f)
+        other, other_meta, _ = load_single(f, "averaging")
         if other.config != model.config or unfitted(other_meta["heads"]) != unfitted(meta["heads"]):
             raise ValueError(f"{f}: another encoder config or other heads than {folders[0]}; cannot average them")
         for k, v in other.state_dict().items():

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint
+from core.calibrate import calibrate_checkpoint
+from core.checkpoint import average_checkpoints, load_checkpoint
 from core.cli import main
 from core.data import load_task
 from core.ensemble import Ensemble, build_ensemble, combine
@@ -124,7 +125,7 @@ def test_an_ensemble_of_two_averages_their_probabilities(runs, demo_data, tmp_pa
     assert {p.name for p in (tmp_path / "pred").iterdir()} == SIX
 
 
-def test_the_folder_stands_alone_and_refuses_what_cannot_be_averaged(runs, tmp_path):
+def test_the_folder_stands_alone_and_refuses_what_cannot_be_averaged(runs, demo_data, tmp_path):
     moved = [Path(shutil.copytree(r, tmp_path / r.name)) for r in runs]
     build_ensemble(moved, tmp_path / "ens")
     for r in moved:  # the members were copied in: the runs can go
@@ -136,6 +137,10 @@ def test_the_folder_stands_alone_and_refuses_what_cannot_be_averaged(runs, tmp_p
         build_ensemble(runs, tmp_path / "ens")
     with pytest.raises(ValueError, match="is an ensemble"):
         build_ensemble([runs[0], tmp_path / "ens"], tmp_path / "nested")
+    with pytest.raises(ValueError, match="an ensemble; averaging takes one model's checkpoint"):
+        average_checkpoints([runs[0], tmp_path / "ens"], tmp_path / "avg")
+    with pytest.raises(ValueError, match="an ensemble; calibrate takes one model's checkpoint"):
+        calibrate_checkpoint(tmp_path / "ens", demo_data, tmp_path / "cal", 8)
     # another vocabulary: the same folder with two token ids swapped
     odd = Path(shutil.copytree(checkpoint_path(runs[1]), tmp_path / "odd"))
     (odd / "manifest.json").unlink()
