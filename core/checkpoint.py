@@ -27,10 +27,20 @@ from safetensors.torch import save_file
 from core.encoders import CheckpointError, load_tokenizer, read_safetensors
 from core.model import BertConfig, BertModel
 from core.multitask import HeadConfig, MultitaskBert
-from core.runs import checkpoint_path, copy_tokenizer, read_json, write_json_atomic
+from core.runs import (
+    CKPT_CONFIG,
+    CKPT_MANIFEST,
+    CKPT_META,
+    CKPT_WEIGHTS,
+    POINTERS,
+    RunFolder,
+    checkpoint_path,
+    copy_tokenizer,
+    read_json,
+    write_json_atomic,
+)
 
 FORMAT = 1
-MANIFEST = "manifest.json"
 STATE_TENSORS, STATE_JSON = "trainer_state.safetensors", "trainer_state.json"
 _TMP_PREFIXES = (".tmp-", ".old-")
 
@@ -101,9 +111,9 @@ def _write_files(tmp: Path, model: MultitaskBert, meta: dict, tokenizer_dir: Pat
                  extra: dict[str, torch.Tensor] | None, extra_meta: dict | None) -> None:
     """Every file of a checkpoint (``save_checkpoint``'s arguments), the manifest last, all synced to disk."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp / "model.safetensors"))
-    (tmp / "config.json").write_text(json.dumps({**model.config.to_dict(), "model_type": "bert"}, indent=2))
-    (tmp / "walkless.json").write_text(json.dumps({"format": FORMAT, "heads": model.heads.to_dict(), **meta},
+    save_file(state, str(tmp / CKPT_WEIGHTS))
+    (tmp / CKPT_CONFIG).write_text(json.dumps({**model.config.to_dict(), "model_type": "bert"}, indent=2))
+    (tmp / CKPT_META).write_text(json.dumps({"format": FORMAT, "heads": model.heads.to_dict(), **meta},
                                                   indent=2))
     copy_tokenizer(tokenizer_dir, tmp)
     if extra is not None:
@@ -111,7 +121,7 @@ def _write_files(tmp: Path, model: MultitaskBert, meta: dict, tokenizer_dir: Pat
     if extra_meta is not None:
         (tmp / STATE_JSON).write_text(json.dumps(extra_meta))
     files = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(tmp.iterdir())}
-    (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=2))
+    (tmp / CKPT_MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=2))
     for f in tmp.iterdir():  # data on disk before the rename makes it visible
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
@@ -125,7 +135,7 @@ def save_checkpoint(run_dir: Path, name: str, model: MultitaskBert, meta: dict[s
     ``trainer_state.json``; both are what ``--resume`` needs and what scoring ignores. A failed save
     (full disk, lost permissions) removes its temporary folder and raises a ``CheckpointError``.
     """
-    ckpts = run_dir / "checkpoints"
+    ckpts = RunFolder(run_dir).checkpoints_dir
     final, tmp = ckpts / name, ckpts / f".tmp-{name}-{os.getpid()}"
     try:
         ckpts.mkdir(exist_ok=True)
@@ -148,13 +158,14 @@ def save_checkpoint(run_dir: Path, name: str, model: MultitaskBert, meta: dict[s
 
 def point_to(run_dir: Path, which: str, ckpt: Path, **info: Any) -> None:
     """Atomically make ``best.json`` / ``last.json`` point at a checkpoint folder."""
-    write_json_atomic(run_dir / f"{which}.json", {"path": str(ckpt.relative_to(run_dir)), **info})
+    write_json_atomic(RunFolder(run_dir).pointer_file(which), {"path": str(ckpt.relative_to(run_dir)), **info})
 
 
 def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
     """Delete all but the newest ``keep_last`` checkpoints, never the best or the last one."""
-    keep = {(read_json(run_dir / f"{w}.json") or {}).get("path") for w in ("best", "last")}
-    ckpts = sorted(p for p in (run_dir / "checkpoints").glob("*") if p.is_dir() and not p.name.startswith("."))
+    folder = RunFolder(run_dir)
+    keep = {(folder.pointer(which) or {}).get("path") for which in POINTERS}
+    ckpts = sorted(p for p in folder.checkpoints_dir.glob("*") if p.is_dir() and not p.name.startswith("."))
     for p in ckpts[: max(0, len(ckpts) - keep_last)]:
         if str(p.relative_to(run_dir)) not in keep:
             shutil.rmtree(p, ignore_errors=True)
@@ -162,7 +173,7 @@ def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
 
 def remove_partial_saves(run_dir: Path) -> list[Path]:
     """Delete the temporary folders of saves that were killed half-way; returns what was removed."""
-    gone = [p for p in (run_dir / "checkpoints").glob(".*") if p.is_dir() and p.name.startswith(_TMP_PREFIXES)]
+    gone = [p for p in RunFolder(run_dir).checkpoints_dir.glob(".*") if p.is_dir() and p.name.startswith(_TMP_PREFIXES)]
     for p in gone:
         shutil.rmtree(p, ignore_errors=True)
     return gone
@@ -173,7 +184,7 @@ def remove_partial_saves(run_dir: Path) -> list[Path]:
 def verify_checkpoint(folder: Path, hashes: bool = True) -> None:
     """Check every file of ``manifest.json`` is present with its size (and SHA-256); ``CheckpointError``
     naming the first bad file. A checkpoint without a manifest (older format) passes."""
-    manifest = folder / MANIFEST
+    manifest = folder / CKPT_MANIFEST
     if not manifest.exists():
         return
     info = read_json(manifest)
@@ -182,16 +193,16 @@ def verify_checkpoint(folder: Path, hashes: bool = True) -> None:
     for name, want in info["files"].items():
         f = folder / name
         if not f.is_file():
-            raise CheckpointError(f"{f}: missing (listed in {MANIFEST})")
+            raise CheckpointError(f"{f}: missing (listed in {CKPT_MANIFEST})")
         if f.stat().st_size != want.get("size"):
             raise CheckpointError(f"{f}: {f.stat().st_size} bytes, expected {want.get('size')} (truncated?)")
         if hashes and _sha256(f) != want.get("sha256"):
-            raise CheckpointError(f"{f}: content does not match its SHA-256 in {MANIFEST} (corrupt)")
+            raise CheckpointError(f"{f}: content does not match its SHA-256 in {CKPT_MANIFEST} (corrupt)")
 
 
 def load_model_weights(model: MultitaskBert, folder: Path) -> None:
     """Copy ``folder/model.safetensors`` into ``model``; every weight must be there with its shape."""
-    weights = folder / "model.safetensors"
+    weights = folder / CKPT_WEIGHTS
     sd = read_safetensors(weights)
     own = model.state_dict()
     bad = [k for k in own if k not in sd or sd[k].shape != own[k].shape]
@@ -217,16 +228,16 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     ensemble folder (``walkless ensemble``) gives a ``core.ensemble.Ensemble``, which scores like the model."""
     folder = checkpoint_path(path)
     verify_checkpoint(folder, hashes=False)  # sizes only: cheap; safetensors checks its own structure
-    meta = read_json(folder / "walkless.json")
+    meta = read_json(folder / CKPT_META)
     if isinstance(meta, dict) and meta.get("kind") == "ensemble":  # several checkpoints averaged: core.ensemble
         from core.ensemble import load_ensemble
 
         return load_ensemble(folder, meta, device)
-    cfg = read_json(folder / "config.json")
+    cfg = read_json(folder / CKPT_CONFIG)
     if not isinstance(meta, dict) or "heads" not in meta:
-        raise CheckpointError(f"{folder / 'walkless.json'}: missing or unreadable (not a walkless checkpoint?)")
+        raise CheckpointError(f"{folder / CKPT_META}: missing or unreadable (not a walkless checkpoint?)")
     if not isinstance(cfg, dict):
-        raise CheckpointError(f"{folder / 'config.json'}: missing or unreadable")
+        raise CheckpointError(f"{folder / CKPT_CONFIG}: missing or unreadable")
     try:
         model = MultitaskBert(BertModel(BertConfig.from_dict(cfg)), HeadConfig.from_dict(meta["heads"]))
     except (TypeError, ValueError) as e:

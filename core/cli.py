@@ -335,12 +335,12 @@ def add_table2_parser(sub) -> None:
 
 
 def cmd_table2(a: argparse.Namespace) -> int:
-    from core.table2 import Table2Config, run_table2, table2_markdown
+    from core.table2 import TABLE2_FILE, Table2Config, run_table2, table2_markdown
 
     cfg = Table2Config(**given(a, Table2Config), command=shlex.join(["walkless", *a.argv]))
     table = run_table2(cfg, on_row=lambda row, what: console.print(f"table2: {row} {what}"))
     print(table2_markdown(table))
-    console.print(f"wrote {Path(cfg.runs_dir) / 'table2.json'} and table2.md")
+    console.print(f"wrote {Path(cfg.runs_dir) / TABLE2_FILE} and table2.md")
     return 0
 
 

@@ -13,6 +13,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dat
 from pathlib import Path
 from typing import Any
 
+from core.runs import RunFolder
 from core.variants import parse_variant, train_tasks
 
 TASK_NAMES = ("sst", "cfimdb", "para", "sts")
@@ -322,6 +323,6 @@ def read_config_file(path: str | Path) -> TrainConfig:
         f"smart.{k}" for k in {*raw.get("smart", {})} - {*SmartConfig.__annotations__})
     if unknown:
         raise ValueError(f"--config {path}: unknown option {', '.join(unknown)}")
-    if (path.parent / "status.json").is_file():  # a run's own config.json: "a new run from this one"
+    if RunFolder(path.parent).status_file.is_file():  # a run's own config.json: "a new run from this one"
         raw = {**raw, "name": None, "runs_dir": str(path.parent.parent.absolute())}
     return TrainConfig.from_dict(raw)

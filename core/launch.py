@@ -26,14 +26,17 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from core.config import TrainConfig
 from core.runs import (
     RunError,
+    RunFolder,
     RunInfo,
     RunState,
     _pid_alive,
+    load_run,
     read_json,
     run_state,
     tail_lines,
@@ -93,18 +96,13 @@ def start_training(config: TrainConfig, python: str = sys.executable) -> dict:
     return record
 
 
-def has_checkpoint(run_dir: str | Path) -> bool:
-    """Whether the run saved a checkpoint to resume from (``last.json`` or a ``checkpoints/step-*`` folder)."""
-    run_dir = Path(run_dir)
-    return (run_dir / "last.json").is_file() or any(p.is_dir() for p in (run_dir / "checkpoints").glob("step-*"))
-
-
 def resume_problem(run_dir: str | Path) -> str | None:
     """Why ``run_dir`` cannot be resumed now (None when it can), in words for the user."""
     run_dir = Path(run_dir)
     name = run_dir.name
-    status = read_json(run_dir / "status.json")
-    if not isinstance(status, dict) or not (run_dir / "config.json").is_file():
+    folder = RunFolder(run_dir)
+    status = read_json(folder.status_file)
+    if not isinstance(status, dict) or not folder.config_file.is_file():
         why = _last_message(launch_log(run_dir))
         return (f"run {name} never began (no status.json), so there is nothing to resume"
                 + (f"; its launch log says: {why}" if why else "") + ". Launch it again.")
@@ -114,7 +112,7 @@ def resume_problem(run_dir: str | Path) -> str | None:
         return f"run {name} is already {state}"
     if state == RunState.FINISHED:
         return f"run {name} finished: nothing to resume (`walkless train --resume DIR --epochs N` extends it)"
-    if not has_checkpoint(run_dir):
+    if not folder.has_checkpoint():
         return f"run {name} has no checkpoint to resume from (it stopped before saving one); launch it again"
     return None
 
@@ -153,7 +151,7 @@ def resume_outcome(run_dir: str | Path) -> tuple[RunState, str] | None:
     if not isinstance(rec, dict) or not isinstance(rec.get("started"), (int, float)):
         return None
     try:
-        if (run_dir / "status.json").stat().st_mtime >= rec["started"]:
+        if RunFolder(run_dir).status_file.stat().st_mtime >= rec["started"]:
             return None  # the resumed process wrote its status: the run speaks for itself
     except OSError:
         return None
@@ -198,7 +196,7 @@ def launches(runs_dir: str | Path) -> list[RunInfo]:
         if not isinstance(rec, dict) or "name" not in rec:
             continue
         run_dir = Path(runs_dir) / rec["name"]
-        if (run_dir / "status.json").exists():
+        if RunFolder(run_dir).status_file.exists():
             continue  # the run has begun: it is listed from its own folder
         pid, same_host = rec.get("pid"), rec.get("host") == socket.gethostname()
         alive = rec.get("returncode") is None and (not same_host or (isinstance(pid, int) and _pid_alive(pid)))
@@ -232,7 +230,7 @@ def stop_run(run_dir: str | Path) -> str:
     """Ask a running run to stop: SIGTERM to its process, which ends after the current step with state
     ``stopped``. A run still starting is terminated outright. Returns what was done."""
     run_dir = Path(run_dir)
-    status = read_json(run_dir / "status.json")
+    status = read_json(RunFolder(run_dir).status_file)
     if not isinstance(status, dict):
         rec = read_json(run_dir.parent / LAUNCH_DIR / f"{run_dir.name}.json")
         if not isinstance(rec, dict) or not isinstance(rec.get("pid"), int):
@@ -257,3 +255,40 @@ def stop_run(run_dir: str | Path) -> str:
     except PermissionError as e:
         raise RunError(f"run {run_dir.name}: not allowed to signal process {pid}") from e
     return f"asked run {run_dir.name} (pid {pid}) to stop after its current step"
+
+
+def unreadable(run_dir: Path, error: Exception) -> RunInfo:
+    return RunInfo(path=run_dir, name=run_dir.name, state=RunState.FAILED,
+                   message=f"{run_dir}: status.json or config.json has unexpected values ({error})")
+
+
+def with_resume(info: RunInfo) -> RunInfo:
+    """``info`` as the app's last resume of it left it: ``starting`` while the resumed process boots,
+    ``failed`` with the launch log's error when it died before training (a copy; the cached info stays)."""
+    if not info.state.ended:
+        return info
+    outcome = resume_outcome(info.path)
+    if outcome is None:
+        return info
+    return replace(info, state=outcome[0], message=outcome[1])
+
+
+def quick_info(run_dir: Path) -> RunInfo:
+    """A run as the app's monitor shows it, as its last resume left it (``with_resume``); a folder whose files
+    hold unexpected values as failed, with a message naming them."""
+    try:
+        return with_resume(_quick_info(run_dir))
+    except (ValueError, TypeError, AttributeError) as e:
+        return unreadable(run_dir, e)
+
+
+def _quick_info(run_dir: Path) -> RunInfo:
+    """``load_run`` without reading metrics.jsonl (the monitor reads it incrementally); a launch still starting
+    (or that died while starting) from its launch record."""
+    if isinstance(read_json(RunFolder(run_dir).status_file), dict):
+        return load_run(run_dir, metrics=False)
+    pending = [r for r in launches(run_dir.parent) if r.name == run_dir.name]
+    if pending:
+        return pending[0]
+    return RunInfo(path=run_dir, name=run_dir.name, state=RunState.FAILED,
+                   message=f"{run_dir}: no status.json (not a run folder, or its process died at once)")

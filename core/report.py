@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.config import TrainConfig
-from core.runs import best_metrics, load_run, read_json
+from core.runs import RunFolder, best_metrics
 
 console = Console()
 COLUMNS = [("sst/acc", "SST acc"), ("para/acc", "Quora acc"), ("sts/pearson", "STS r")]
@@ -72,8 +72,7 @@ DEFAULTS = TrainConfig().to_dict()  # a run made before an option existed ran wi
 
 def checkpoint_metrics(run_dir: str | Path) -> dict[str, float]:
     """The dev metrics of the run's best checkpoint (``best.json``): one model's numbers, all columns alike."""
-    best = read_json(Path(run_dir) / "best.json") or {}
-    dev = best.get("dev") if isinstance(best, dict) else None
+    dev = (RunFolder(run_dir).pointer("best") or {}).get("dev")
     return {k: v for k, v in (dev or {}).items() if isinstance(v, (int, float))}
 
 
@@ -95,9 +94,10 @@ def compare_rows(runs: list[Path], at: str = "column") -> list[dict]:
     and its config."""
     rows = []
     for r in runs:
-        if not (Path(r) / "config.json").is_file():
+        folder = RunFolder(r)
+        if not folder.config_file.is_file():
             raise ValueError(f"{r}: not a run folder (no config.json)")
-        info = load_run(r)
+        info = folder.info()
         c = info.config
         settings = run_settings(c, info.variant)
         metrics = checkpoint_metrics(r) if at == "checkpoint" else best_metrics(r)

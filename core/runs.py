@@ -32,6 +32,13 @@ from pathlib import Path
 from typing import Any
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+# The names of a run folder's files (the layout above) and of a checkpoint folder's own files: named here only.
+CONFIG_FILE, STATUS_FILE, METRICS_FILE, LOG_FILE, LOCK_FILE = "config.json", "status.json", "metrics.jsonl", \
+    "train.log", ".lock"
+CHECKPOINTS_DIR, STEP_PREFIX = "checkpoints", "step-"
+POINTERS = {"best": "best.json", "last": "last.json"}  # which checkpoint -> the file pointing at it
+LISTED_FILES = (STATUS_FILE, CONFIG_FILE, METRICS_FILE)  # what a run's line in a list is read from
+CKPT_META, CKPT_MANIFEST, CKPT_WEIGHTS, CKPT_CONFIG = "walkless.json", "manifest.json", "model.safetensors", "config.json"
 
 
 class RunState(str, Enum):
@@ -62,6 +69,52 @@ class RunState(str, Enum):
 
 class RunError(ValueError):
     """A run directory that cannot be created or read; the message names it."""
+
+
+class RunFolder:
+    """One run folder: where each of its files is, its checkpoints, and its ``RunInfo`` (the only reader)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = p = Path(path)
+        self.config_file, self.status_file, self.metrics_file = p / CONFIG_FILE, p / STATUS_FILE, p / METRICS_FILE
+        self.log_file, self.lock_file, self.checkpoints_dir = p / LOG_FILE, p / LOCK_FILE, p / CHECKPOINTS_DIR
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def pointer_file(self, which: str) -> Path:
+        """``best.json`` or ``last.json``: {"path": "checkpoints/NAME", ...}."""
+        return self.path / POINTERS[which]
+
+    def pointer(self, which: str) -> dict | None:
+        """The ``which`` ("best", "last") pointer's contents, or None when it is missing or unreadable."""
+        p = read_json(self.pointer_file(which))
+        return p if isinstance(p, dict) else None
+
+    def pointed(self, which: str) -> Path | None:
+        """The checkpoint folder the ``which`` pointer names (None without one)."""
+        p = self.pointer(which)
+        return self.path / p["path"] if p is not None and isinstance(p.get("path"), str) else None
+
+    def step_checkpoint(self, step: int) -> str:
+        """The name of the checkpoint saved after ``step``."""
+        return f"{STEP_PREFIX}{step:08d}"
+
+    def checkpoints(self) -> list[Path]:
+        """The saved step checkpoints, oldest first (temporary folders of a save under way excluded)."""
+        return sorted(p for p in self.checkpoints_dir.glob(f"{STEP_PREFIX}*") if p.is_dir())
+
+    def has_checkpoint(self) -> bool:
+        """Whether the run saved a checkpoint to resume from (``last.json`` or a step folder)."""
+        return self.pointer_file("last").is_file() or bool(self.checkpoints())
+
+    def is_run(self) -> bool:
+        """A folder training has begun to write (a config.json or a status.json)."""
+        return self.config_file.exists() or self.status_file.exists()
+
+    def info(self, metrics: bool = True) -> RunInfo:
+        """The run as a list shows it (``load_run``); without ``metrics``, metrics.jsonl is not read."""
+        return load_run(self.path, metrics)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -153,7 +206,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     """All complete records of ``metrics.jsonl``; a half-written or damaged line is skipped."""
     out = []
     try:
-        with open(Path(run_dir) / "metrics.jsonl") as f:
+        with open(RunFolder(run_dir).metrics_file) as f:
             for line in f:
                 if not line.endswith("\n"):
                     break  # being written right now
@@ -174,7 +227,7 @@ def drop_metrics_after(run_dir: Path, step: int) -> int:
     A resumed run redoes the steps after its checkpoint; dropping what the stopped run logged for them
     keeps the curves clean. Returns the number of records dropped.
     """
-    path = Path(run_dir) / "metrics.jsonl"
+    path = RunFolder(run_dir).metrics_file
     try:
         lines = path.read_bytes().split(b"\n")
     except FileNotFoundError:
@@ -202,7 +255,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / ".lock"
+        self.path = RunFolder(run_dir).lock_file
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -230,10 +283,11 @@ class RunLock:
 
 def write_status(run_dir: Path, **fields: Any) -> dict:
     """Merge ``fields`` into ``status.json`` (atomically) and return the new status."""
-    status = read_json(run_dir / "status.json", {}) or {}
+    path = RunFolder(run_dir).status_file
+    status = read_json(path, {}) or {}
     status.update(fields, updated=time.time())
     status.setdefault("host", socket.gethostname())
-    write_json_atomic(run_dir / "status.json", status)
+    write_json_atomic(path, status)
     return status
 
 
@@ -293,11 +347,15 @@ def run_state(status: dict) -> RunState:
     return RunState(state) if state in written else RunState.FAILED
 
 
-def load_run(run_dir: str | Path) -> RunInfo:
-    run_dir = Path(run_dir)
-    status = read_json(run_dir / "status.json", {}) or {}
-    config = read_json(run_dir / "config.json", {}) or {}
-    epochs = [r for r in read_metrics(run_dir) if r.get("kind") == "epoch"]
+def load_run(run_dir: str | Path, metrics: bool = True) -> RunInfo:
+    """One run folder as a list shows it: state, progress and times from status.json, variant and tasks from
+    config.json, the last dev metrics and the pace from metrics.jsonl (not read without ``metrics``: the
+    monitor reads it incrementally)."""
+    folder = RunFolder(run_dir)
+    run_dir = folder.path
+    status = read_json(folder.status_file, {}) or {}
+    config = read_json(folder.config_file, {}) or {}
+    epochs = [r for r in read_metrics(run_dir) if r.get("kind") == "epoch"] if metrics else []
     last = epochs[-1] if epochs else {}
     secs = [r["seconds"] for r in epochs if isinstance(r.get("seconds"), (int, float))]
     state = run_state(status)
@@ -319,8 +377,7 @@ def list_runs(runs_dir: str | Path) -> list[RunInfo]:
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    runs = [load_run(p) for p in runs_dir.iterdir()
-            if p.is_dir() and ((p / "config.json").exists() or (p / "status.json").exists())]
+    runs = [load_run(p) for p in runs_dir.iterdir() if p.is_dir() and RunFolder(p).is_run()]
     return sorted(runs, key=lambda r: r.started or 0, reverse=True)
 
 
@@ -338,12 +395,13 @@ def best_metrics(run_dir: str | Path) -> dict[str, float]:
 def checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Path:
     """A run folder (its ``best`` or ``last`` checkpoint) or a checkpoint folder -> the checkpoint folder."""
     p = Path(run_or_ckpt)
-    if any((p / f).is_file() for f in ("walkless.json", "manifest.json", "model.safetensors")):
+    if any((p / f).is_file() for f in (CKPT_META, CKPT_MANIFEST, CKPT_WEIGHTS)):
         return p  # a checkpoint folder (perhaps damaged: loading names what is missing)
-    pointer = read_json(p / f"{which}.json") or read_json(p / "last.json")
+    folder = RunFolder(p)
+    pointer = read_json(folder.pointer_file(which)) or read_json(folder.pointer_file("last"))
     if not p.is_dir():
         raise RunError(f"{p}: no such run or checkpoint folder")
-    if not pointer or not (p / pointer.get("path", "") / "walkless.json").is_file():
+    if not pointer or not (p / pointer.get("path", "") / CKPT_META).is_file():
         raise RunError(f"{p}: no checkpoint yet (no {which}.json pointing at a saved checkpoint)")
     return p / pointer["path"]
 
@@ -363,7 +421,7 @@ def read_metrics_since(run_dir: str | Path, offset: int = 0) -> tuple[list[dict]
     A half-written last line stays unread until its newline lands; a damaged line is skipped; a file
     shorter than ``offset`` (replaced) is read again from the start.
     """
-    path = Path(run_dir) / "metrics.jsonl"
+    path = RunFolder(run_dir).metrics_file
     try:
         with open(path, "rb") as f:
             size = f.seek(0, os.SEEK_END)

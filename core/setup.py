@@ -15,7 +15,7 @@ from core.config import TrainConfig
 from core.data import TASKS, TaskData, demo_data_dir, load_task
 from core.encoders import default_pooling, load_pretrained, load_tokenizer, read_bert_config, resolve_encoder
 from core.multitask import HeadConfig, MultitaskBert
-from core.runs import write_json_atomic
+from core.runs import RunFolder, write_json_atomic
 from core.schedules import SCHEDULES, ScheduleOptions, make_plan, plan_steps
 from core.variants import MULTITASK, Variant, judged_tasks, parse_variant, train_tasks
 
@@ -163,7 +163,7 @@ def write_run_config(run_dir: Path, setup: Setup, lr: float) -> None:
     threads, what an epoch of its schedule looks like)."""
     sizes = {t: len(setup.train[t]) for t in setup.tasks}
     plan = SCHEDULES[setup.variant.base].describe(sizes, ScheduleOptions.from_config(setup.config))
-    write_json_atomic(run_dir / "config.json", {
+    write_json_atomic(RunFolder(run_dir).config_file, {
         **setup.config.to_dict(), "variant": setup.variant.name, "tasks": list(setup.tasks), "lr": lr,
         "encoder_dir": str(setup.encoder_dir), "data_dir": str(setup.data_dir),
         "data_sizes": {t: {"train": n, "dev": len(setup.dev[t])} for t, n in sizes.items()},

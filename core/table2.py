@@ -21,7 +21,7 @@ from typing import Any
 
 from core.config import AT_LEAST_1, TrainConfig, opt
 from core.report import COLUMNS as METRICS
-from core.runs import RunError, RunState, load_run, read_json, read_metrics, write_json_atomic
+from core.runs import RunError, RunFolder, RunState, read_json, read_metrics, write_json_atomic
 
 # The report's Table 2 (BERT-base, dev sets, 10 epochs, seconds per epoch on an AWS GPU), in its order.
 REPORT_TABLE2: dict[str, dict[str, float]] = {
@@ -36,6 +36,7 @@ REPORT_TABLE2: dict[str, dict[str, float]] = {
     "rrobin-full+rlayer": {"sst/acc": 0.501, "para/acc": 0.867, "sts/pearson": 0.802, "seconds": 1550},
 }
 ROWS = tuple(REPORT_TABLE2)
+TABLE2_FILE = "table2.json"  # in the sweep's runs folder, beside table2.md and the row folders
 # Settings a row folder must share with the request to be resumed or reused.
 MATCH = ("variant", "task", "batch_size", "lr", "dropout", "encoder_dropout", "max_train", "max_dev", "max_steps",
          "seed", "encoder", "data_dir", "eval_all")
@@ -103,19 +104,19 @@ def train_row(row: str, t: Table2Config) -> str:
     from core.train import resume, train
 
     cfg = row_config(row, t)
-    run_dir = Path(t.runs_dir) / cfg.name
-    saved = read_json(run_dir / "config.json")
+    folder = RunFolder(Path(t.runs_dir) / str(cfg.name))
+    run_dir, saved = folder.path, read_json(folder.config_file)
     if isinstance(saved, dict):
         diff = _differences(saved, cfg)
         if diff:
             raise RunError(f"table2 row {row}: {run_dir} was trained with other settings ({'; '.join(diff)}); "
                            f"use another --runs-dir or remove that folder")
-        state = load_run(run_dir).state
+        state = folder.info().state
         if state == RunState.RUNNING:  # another `walkless table2` (or `train --resume`) has it: leave it to that one
             return "busy"
         if state == RunState.FINISHED and int(saved.get("epochs", 0)) >= t.epochs:
             return "skipped"
-        if any((run_dir / "checkpoints").glob("step-*")):
+        if folder.checkpoints():
             epochs = max(t.epochs, int(saved.get("epochs", 0)))
             return _state_after(resume(run_dir, epochs=epochs, threads=t.threads), "resumed")
     shutil.rmtree(run_dir, ignore_errors=True)  # killed before its config or first checkpoint: nothing to keep
@@ -123,7 +124,7 @@ def train_row(row: str, t: Table2Config) -> str:
 
 
 def _state_after(run_dir: Path, what: str) -> str:
-    return "stopped" if load_run(run_dir).state == RunState.STOPPED else what
+    return "stopped" if RunFolder(run_dir).info().state == RunState.STOPPED else what
 
 
 def run_table2(t: Table2Config, on_row: Any = None) -> dict:
@@ -147,16 +148,16 @@ def run_table2(t: Table2Config, on_row: Any = None) -> dict:
 def row_result(row: str, t: Table2Config) -> dict[str, Any]:
     """One row of the table from its run folder: the best checkpoint's dev metrics (chosen by the trained
     tasks' mean), mean seconds per training epoch, wall seconds, and the report's numbers."""
-    run_dir = Path(t.runs_dir) / row_dir_name(row)
+    folder = RunFolder(Path(t.runs_dir) / row_dir_name(row))
     out: dict[str, Any] = {"row": row, "run": row_dir_name(row), "report": REPORT_TABLE2[row], "state": "not run"}
-    if not (run_dir / "config.json").is_file():
+    if not folder.config_file.is_file():
         return out
-    info = load_run(run_dir)
+    info = folder.info()
     cfg = info.config
-    best = read_json(run_dir / "best.json") or {}
+    best = read_json(folder.pointer_file("best")) or {}
     dev = best.get("dev") or {}
-    epochs = [r for r in read_metrics(run_dir) if r.get("kind") == "epoch"]
-    status = read_json(run_dir / "status.json") or {}
+    epochs = [r for r in read_metrics(folder.path) if r.get("kind") == "epoch"]
+    status = read_json(folder.status_file) or {}
     wall = None
     if status.get("started") and status.get("updated"):
         wall = round(status["updated"] - status["started"], 1)
@@ -171,18 +172,18 @@ def row_result(row: str, t: Table2Config) -> dict[str, Any]:
 def write_table2(t: Table2Config) -> dict:
     """Rewrite ``table2.json`` and ``table2.md`` in the runs folder from the row folders; returns the JSON."""
     root = Path(t.runs_dir)
-    old = read_json(root / "table2.json") or {}
+    old = read_json(root / TABLE2_FILE) or {}
     commands = list(old.get("commands", []))
     if t.command and t.command not in commands:
         commands.append(t.command)
-    rows = [row_result(r, t) for r in ROWS if r in t.rows or (root / row_dir_name(r) / "config.json").is_file()]
+    rows = [row_result(r, t) for r in ROWS if r in t.rows or RunFolder(root / row_dir_name(r)).config_file.is_file()]
     from core.bench import machine
 
     table = {"commands": commands, "machine": machine(), "updated": time.time(),
              "settings": {"epochs": t.epochs, "encoder": t.encoder, "data_dir": t.data_dir, "max_train": t.max_train,
                           "max_dev": t.max_dev, "max_steps": t.max_steps, "seed": t.seed},
              "wall_seconds": round(sum(r.get("wall_seconds") or 0 for r in rows), 1), "rows": rows}
-    write_json_atomic(root / "table2.json", table)
+    write_json_atomic(root / TABLE2_FILE, table)
     tmp = root / ".table2.md.tmp"
     tmp.write_text(table2_markdown(table))
     tmp.replace(root / "table2.md")
@@ -192,7 +193,7 @@ def write_table2(t: Table2Config) -> dict:
 def read_table2(path: str | Path) -> dict:
     """``table2.json`` (or the folder holding it) -> its contents; a clear error when it is not one."""
     p = Path(path)
-    p = p / "table2.json" if p.is_dir() else p
+    p = p / TABLE2_FILE if p.is_dir() else p
     data = read_json(p)
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         raise RunError(f"{p}: not a table2.json written by `walkless table2`")

@@ -24,6 +24,7 @@ from core.distributed import DistInfo, barrier, broadcast_path, device_for, init
 from core.encoders import CheckpointError
 from core.runs import (
     RunError,
+    RunFolder,
     RunLock,
     RunState,
     create_run_dir,
@@ -54,8 +55,8 @@ def resume(run_dir: str | Path, epochs: int | None = None, threads: int | None =
     The run's ``config.json`` is the configuration; ``epochs`` may extend it. Metrics logged after the
     checkpoint are dropped (they are redone). Under ``torchrun`` every rank calls this.
     """
-    run_dir = Path(run_dir)
-    raw = read_json(run_dir / "config.json")
+    folder = RunFolder(run_dir)
+    run_dir, raw = folder.path, read_json(folder.config_file)
     if not isinstance(raw, dict):
         raise RunError(f"{run_dir}: no readable config.json; not a run folder")
     config = TrainConfig.from_dict(raw)
@@ -76,7 +77,7 @@ def resume(run_dir: str | Path, epochs: int | None = None, threads: int | None =
             lock.release()
         raise
     trainer, lock = start(config, dist, run_dir, lock, (ckpt, state, raw))
-    old = read_json(run_dir / "status.json", {}) or {}
+    old = read_json(folder.status_file, {}) or {}
     ran = max(0.0, (old.get("updated") or 0) - (old.get("started") or 0))  # keep the pace for the ETA
     return run(trainer, lock, progress, started=time.time() - ran, resumed_from=ckpt.name)
 
@@ -102,7 +103,7 @@ def start(config: TrainConfig, dist: DistInfo, run_dir: Path | None = None, lock
             log.info("resuming %s from %s (epoch %d, step %d); %d metric records after it dropped",
                      run_dir, ckpt.name, state["epoch"], state["step"], dropped)
             if config.epochs != raw.get("epochs"):  # extended by --epochs
-                write_json_atomic(run_dir / "config.json", {**raw, "epochs": config.epochs})
+                write_json_atomic(RunFolder(run_dir).config_file, {**raw, "epochs": config.epochs})
         trainer = Trainer(setup, broadcast_path(run_dir, dist, device_for(dist, config.device)), dist)
         if ckpt is not None:
             load_model_weights(trainer.model, ckpt)
@@ -120,10 +121,10 @@ def start(config: TrainConfig, dist: DistInfo, run_dir: Path | None = None, lock
 
 def resume_checkpoint(run_dir: Path) -> Path:
     """The checkpoint to resume from: ``last.json``'s, else the newest one that verifies."""
-    last = read_json(run_dir / "last.json")
-    folders = sorted((p for p in (run_dir / "checkpoints").glob("step-*") if p.is_dir()), reverse=True)
-    if isinstance(last, dict) and isinstance(last.get("path"), str):
-        folders.insert(0, run_dir / last["path"])
+    folder = RunFolder(run_dir)
+    last, folders = folder.pointed("last"), folder.checkpoints()[::-1]
+    if last is not None:
+        folders.insert(0, last)
     problems = []
     for folder in folders:
         try:
@@ -190,7 +191,7 @@ def run(trainer: Trainer, lock: RunLock | None = None, progress: Progress | None
 
 def attach_log(run_dir: Path) -> logging.Handler:
     """Send the log and the step losses also to ``run_dir/train.log``; returns the handler to remove after."""
-    handler = logging.FileHandler(run_dir / "train.log")
+    handler = logging.FileHandler(RunFolder(run_dir).log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     for logger in (logging.getLogger(), step_log):
         logger.addHandler(handler)

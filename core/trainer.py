@@ -39,7 +39,7 @@ from core.distributed import DistInfo, all_mean, any_rank, device_for, shard
 from core.encoders import CheckpointError
 from core.evaluate import evaluate, headline
 from core.multitask import MultitaskBert, task_loss
-from core.runs import MetricsLog, read_json, write_status
+from core.runs import MetricsLog, RunFolder, write_status
 from core.schedules import Plan, ScheduleOptions, make_plan
 from core.setup import Setup, build_model, default_lr, lr_factor, make_optimizer, planned_steps
 from core.smart import Smart, ema_update
@@ -132,7 +132,7 @@ class Trainer:
             self.step_loss = nn.parallel.DistributedDataParallel(self.step_loss, find_unused_parameters=True)
         self.rng = random.Random(c.seed)
         # ranks other than 0 write no metrics
-        self.metrics = MetricsLog(run_dir / "metrics.jsonl" if self.dist.is_main else Path(os.devnull))
+        self.metrics = MetricsLog(RunFolder(run_dir).metrics_file if self.dist.is_main else Path(os.devnull))
         self.step = 0
         self.epoch = 0  # the epoch running, or the last one finished
         self.epoch_done = True  # False while self.epoch is under way
@@ -373,8 +373,8 @@ class Trainer:
                                 f"({self.last_checkpoint() or 'none saved yet'})")
 
     def last_checkpoint(self) -> str | None:
-        last = read_json(self.run_dir / "last.json") if self.run_dir is not None else None
-        return str(self.run_dir / last["path"]) if isinstance(last, dict) and "path" in last else None
+        last = RunFolder(self.run_dir).pointed("last")
+        return None if last is None else str(last)
 
     def checkpoint(self, dev: dict[str, float] | None) -> None:
         """Save weights + trainer state (rank 0); ``dev`` metrics at epoch ends decide the best one.
@@ -393,7 +393,7 @@ class Trainer:
         meta = {"variant": setup.variant.name, "tasks": list(setup.tasks), "encoder": self.config.encoder,
                 "epoch": self.epoch, "epoch_done": self.epoch_done, "step": self.step, "dev": dev or {}}
         with self.averaged_weights():
-            ckpt = save_checkpoint(self.run_dir, f"step-{self.step:08d}", self.model, meta, setup.encoder_dir,
+            ckpt = save_checkpoint(self.run_dir, RunFolder(self.run_dir).step_checkpoint(self.step), self.model, meta, setup.encoder_dir,
                                    extra=tensors, extra_meta=tree)
         point_to(self.run_dir, "last", ckpt, epoch=self.epoch, step=self.step)
         if is_best:

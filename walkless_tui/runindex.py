@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
-from core.launch import launches, resume_outcome
-from core.runs import RunInfo, RunState, load_run, read_json, run_state
+from core.launch import launches, unreadable, with_resume
+from core.runs import LISTED_FILES, RunFolder, RunInfo, RunState, load_run, read_json, run_state
+from core.table2 import TABLE2_FILE
 
 
-def stamp(run_dir: Path, names: tuple[str, ...] = ("status.json", "config.json", "metrics.jsonl")) -> tuple:
+def stamp(run_dir: Path, names: tuple[str, ...] = LISTED_FILES) -> tuple:
     """(mtime, size) of each file named (None when missing): it changes when one of them is rewritten."""
     out = []
     for name in names:
@@ -42,7 +42,7 @@ class RunIndex:
             if info.state != RunState.RUNNING:
                 return info
             # unchanged files, but the process may have died since: recheck only the state
-            if run_state(read_json(run_dir / "status.json", {}) or {}) == RunState.RUNNING:
+            if run_state(read_json(RunFolder(run_dir).status_file, {}) or {}) == RunState.RUNNING:
                 return info
         try:
             info = load_run(run_dir)
@@ -60,13 +60,10 @@ class RunIndex:
         for p in self.runs_dir.iterdir():
             if p.name.startswith(".") or not p.is_dir() or p.name in pending:
                 continue
-            if (p / "config.json").exists() or (p / "status.json").exists():
+            if RunFolder(p).is_run():
                 runs.append(self.load(p))
         runs += pending.values()
         return sorted(runs, key=lambda r: r.started or 0, reverse=True)
-
-
-TABLE2 = "table2.json"
 
 
 def find_table2(path: str | Path) -> tuple[Path | None, list[Path]]:
@@ -77,65 +74,19 @@ def find_table2(path: str | Path) -> tuple[Path | None, list[Path]]:
     p = Path(path).expanduser().absolute()
     if p.is_file():
         return p, [p]
-    looked = [p / TABLE2, p.parent / TABLE2]
+    looked = [p / TABLE2_FILE, p.parent / TABLE2_FILE]
     for candidate in looked:
         if candidate.is_file():
             return candidate, looked
-    looked.append(p / "*" / TABLE2)
+    looked.append(p / "*" / TABLE2_FILE)
     found = []
     if p.is_dir():
-        for candidate in p.glob(f"*/{TABLE2}"):
+        for candidate in p.glob(f"*/{TABLE2_FILE}"):
             try:
                 found.append((candidate.stat().st_mtime, candidate))
             except OSError:
                 continue
     return (max(found)[1] if found else None), looked
-
-
-def unreadable(run_dir: Path, error: Exception) -> RunInfo:
-    return RunInfo(path=run_dir, name=run_dir.name, state=RunState.FAILED,
-                   message=f"{run_dir}: status.json or config.json has unexpected values ({error})")
-
-
-def with_resume(info: RunInfo) -> RunInfo:
-    """``info`` as the app's last resume of it left it: ``starting`` while the resumed process boots,
-    ``failed`` with the launch log's error when it died before training (a copy; the cached info stays)."""
-    if not info.state.ended:
-        return info
-    outcome = resume_outcome(info.path)
-    if outcome is None:
-        return info
-    return replace(info, state=outcome[0], message=outcome[1])
-
-
-def quick_info(run_dir: Path) -> RunInfo:
-    try:
-        return with_resume(_quick_info(run_dir))
-    except (ValueError, TypeError, AttributeError) as e:
-        return unreadable(run_dir, e)
-
-
-def _quick_info(run_dir: Path) -> RunInfo:
-    """Like ``load_run`` without reading metrics.jsonl (the monitor reads it incrementally): state,
-    progress and times from status.json, variant and tasks from config.json; a launch still starting
-    (or that died while starting) from its launch record."""
-    status = read_json(run_dir / "status.json")
-    if not isinstance(status, dict):
-        pending = [r for r in launches(run_dir.parent) if r.name == run_dir.name]
-        if pending:
-            return pending[0]
-        return RunInfo(path=run_dir, name=run_dir.name, state=RunState.FAILED,
-                       message=f"{run_dir}: no status.json (not a run folder, or its process died at once)")
-    config = read_json(run_dir / "config.json", {}) or {}
-    state = run_state(status)
-    message = status.get("message")
-    if state == RunState.FAILED and status.get("state") == RunState.RUNNING:
-        message = message or "the training process is gone (crashed or killed)"
-    return RunInfo(path=run_dir, name=run_dir.name, state=state, variant=str(config.get("variant", "?")),
-                   tasks=list(config.get("tasks", [])), epoch=int(status.get("epoch", 0) or 0),
-                   epochs=int(status.get("epochs", config.get("epochs", 0)) or 0),
-                   step=int(status.get("step", 0) or 0), total_steps=int(status.get("total_steps", 0) or 0),
-                   started=status.get("started"), updated=status.get("updated"), message=message, config=config)
 
 
 class TextFollower:

@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Select, SelectionList, St
 from textual.widgets.selection_list import Selection
 
 from core.report import COLUMNS, ENCODER_NOTE, compare_rows
-from core.runs import RunError, RunInfo, read_metrics
+from core.runs import METRICS_FILE, POINTERS, STATUS_FILE, RunError, RunFolder, RunInfo, read_metrics
 from core.table2 import METRICS as SWEEP_METRICS
 from core.table2 import ROWS as SWEEP_ROWS
 from core.table2 import read_table2
@@ -204,7 +204,7 @@ class CompareScreen(WalklessScreen):
 
     @work(thread=True, exit_on_error=False, name="listing runs")
     def _list_runs(self) -> None:
-        runs = [r for r in self.index.scan() if (r.path / "config.json").exists()] if self.index else []
+        runs = [r for r in self.index.scan() if RunFolder(r.path).config_file.exists()] if self.index else []
         self.from_thread(self._show_runs, runs)
 
     def _show_runs(self, runs: list[RunInfo]) -> None:
@@ -229,7 +229,7 @@ class CompareScreen(WalklessScreen):
         return f"{run.name}  [dim]{run.variant} · {run.state}[/]"
 
     def _chosen_stamps(self) -> dict[str, tuple]:
-        return {value: stamp(Path(value), ("status.json", "metrics.jsonl", "best.json"))
+        return {value: stamp(Path(value), (STATUS_FILE, METRICS_FILE, POINTERS["best"]))
                 for value in self.query_one("#compare-runs", SelectionList).selected}
 
     def poll_runs(self) -> None:
@@ -254,7 +254,7 @@ class CompareScreen(WalklessScreen):
     # --- loading (worker) ---------------------------------------------------------------------------
     def _records(self, path: Path) -> list[dict]:
         try:
-            size = os.path.getsize(path / "metrics.jsonl")
+            size = os.path.getsize(RunFolder(path).metrics_file)
         except OSError:
             size = -1
         cached = self._cache.get(path)

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Footer, Header, Input, Select, Static, TabbedContent, TabPane
 
-from core.runs import read_json, read_metrics
+from core.runs import CKPT_META, RunFolder, read_json, read_metrics
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import reports_by_epoch
 from walkless_tui.widgets.plots import HistogramPlot
@@ -30,12 +30,11 @@ def epoch_checkpoint(run_dir: Path, epoch: int | None) -> tuple[Path, str]:
     the best; with a note saying which (the run folder itself stands for its best checkpoint)."""
     if epoch is None:
         return run_dir, "best checkpoint"
-    best = read_json(run_dir / "best.json") or {}
-    best_folder = run_dir / best["path"] if isinstance(best.get("path"), str) else None
+    run = RunFolder(run_dir)
+    best_folder = run.pointed("best")
     folders = [best_folder] if best_folder else []  # the best first: it is named so when it is that epoch's
-    folders += sorted(p for p in (run_dir / "checkpoints").glob("*") if p.is_dir())
-    for folder in folders:
-        meta = read_json(folder / "walkless.json") or {}
+    for folder in folders + run.checkpoints():
+        meta = read_json(folder / CKPT_META) or {}
         if meta.get("epoch") == epoch and meta.get("epoch_done", True):
             return folder, f"{'best checkpoint' if folder == best_folder else 'checkpoint'} of epoch {epoch}"
     return run_dir, f"best checkpoint (no checkpoint of epoch {epoch} is kept)"
@@ -98,7 +97,7 @@ class EvaluateScreen(WalklessScreen):
     def on_mount(self) -> None:
         self.sub_title = "evaluate"
         self.list_runs("#eval-run",
-                       lambda r: (r.path / "metrics.jsonl").exists() or (r.path / "best.json").exists(),
+                       lambda r: RunFolder(r.path).metrics_file.exists() or RunFolder(r.path).pointer_file("best").exists(),
                        lambda r: f"{r.name} ({r.variant}, {r.state})", self.run_dir)
         if self.run_dir is not None:
             self._read_run(self.run_dir)
@@ -117,7 +116,7 @@ class EvaluateScreen(WalklessScreen):
         records = read_metrics(run_dir)
         reports = reports_by_epoch(records)
         metrics = {int(r.get("epoch", 0)): r.get("dev") or {} for r in records if r.get("kind") == "epoch"}
-        best = (read_json(run_dir / "best.json") or {}).get("epoch")
+        best = (RunFolder(run_dir).pointer("best") or {}).get("epoch")
         self.from_thread(self._run_read, run_dir, reports, metrics, best)
 
     def _run_read(self, run_dir: Path, reports: dict, metrics: dict, best: int | None) -> None:

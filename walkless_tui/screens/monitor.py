@@ -11,10 +11,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
 
-from core.launch import has_checkpoint, launch_log
+from core.launch import launch_log, quick_info
 from core.report import COLUMNS
-from core.runs import RunInfo, RunState, read_metrics_since
-from walkless_tui.runindex import TextFollower, quick_info
+from core.runs import RunFolder, RunInfo, RunState, read_metrics_since
+from walkless_tui.runindex import TextFollower
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.screens.runs import STATE_STYLE
 from walkless_tui.series import fmt_duration, fmt_value, loss_series, smooth_for_plot
@@ -46,7 +46,7 @@ class MonitorScreen(WalklessScreen):
         self.x_axis = "step"  # or "time" (minutes since the first logged step)
         self.epochs: list[dict] = []
         self.smoothing = 2  # index into SMOOTHING
-        self.log_follower = TextFollower(self.run_dir / "train.log")
+        self.log_follower = TextFollower(RunFolder(self.run_dir).log_file)
         self.launch_follower = TextFollower(launch_log(self.run_dir))
         self._replot = True  # smoothing changed: redraw even without new steps
         self.polls = 0  # completed polls (tests wait on it)
@@ -94,7 +94,7 @@ class MonitorScreen(WalklessScreen):
         if new_losses or replot:
             curves = smooth_for_plot(self.plotted_losses(), SMOOTHING[self.smoothing])
         lines = self.log_follower.read()
-        if not (self.run_dir / "train.log").exists() or (info.message or "").startswith("resum"):
+        if not self.log_follower.path.exists() or (info.message or "").startswith("resum"):
             lines += self.launch_follower.read()  # starting, or died before its log began or its resume ran
         self.from_thread(self._apply, info, curves, bool(new_epochs) or self.polls == 0, lines)
 
@@ -124,7 +124,7 @@ class MonitorScreen(WalklessScreen):
             title.append(f"  tasks {', '.join(info.tasks)}", style="dim")
         if info.message:
             title.append("\n" + info.message, style="red" if info.state == RunState.FAILED else "dim")
-        if info.state.ended and has_checkpoint(info.path):
+        if info.state.ended and RunFolder(info.path).has_checkpoint():
             title.append("  (r resumes it here)", style="bold")
         self.query_one("#monitor-title", Static).update(title)
         bar = self.query_one("#monitor-progress", ProgressBar)

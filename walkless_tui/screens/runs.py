@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from core.launch import forget_launch
 from core.report import COLUMNS as METRICS
-from core.runs import RunInfo, RunState
+from core.runs import RunFolder, RunInfo, RunState
 from walkless_tui.runindex import RunIndex, stamp
 from walkless_tui.screens.base import WIDE, WalklessScreen
 from walkless_tui.screens.confirm import ConfirmScreen
@@ -358,7 +358,7 @@ class RunsScreen(WalklessScreen):
         run = self._need_run()
         if run is None:
             return
-        if run.state != RunState.FAILED or (run.path / "status.json").exists():
+        if run.state != RunState.FAILED or RunFolder(run.path).status_file.exists():
             self.notify(f"Run {run.name} is a run folder ({run.state}): only a launch that failed before its run "
                         f"began can be dismissed; the app deletes no run folder.", severity="warning")
             return

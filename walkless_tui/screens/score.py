@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.timer import Timer
 from textual.widgets import Button, Footer, Header, Input, Select, Static
 
-from core.runs import RunInfo
+from core.runs import POINTERS, RunFolder, RunInfo
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import display_path
 from walkless_tui.widgets.bars import ScoreBars
@@ -23,7 +23,7 @@ SENTIMENT_LABELS = {"sst": ["negative", "somewhat negative", "neutral", "somewha
 
 
 def has_checkpoint(run: RunInfo) -> bool:
-    return (run.path / "best.json").exists() or (run.path / "last.json").exists()
+    return any(RunFolder(run.path).pointer_file(which).exists() for which in POINTERS)
 
 
 class ScoreScreen(WalklessScreen):
