@@ -268,7 +268,7 @@ def _interleave(sides: dict[str, Side]) -> tuple[dict[str, float], float]:
 def _make_trainer(cfg: BenchConfig, variant: str, encoder_dir: Path, data_dir: Path, tok, data: TaskData,
                   run_dir: Path, smart: SmartConfig | None = None):
     """Our ``Trainer`` for ``variant`` on ``data`` with the benchmark's options, writing into ``run_dir``."""
-    from core.setup import Setup
+    from core.setup import Setup, resolve
     from core.trainer import Trainer
     from core.variants import parse_variant
 
@@ -276,7 +276,7 @@ def _make_trainer(cfg: BenchConfig, variant: str, encoder_dir: Path, data_dir: P
                      runs_dir=str(run_dir.parent), batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
                      dropout=cfg.dropout, threads=cfg.threads, autocast=cfg.autocast, compile=cfg.compile,
                      log_every=10**9, smart=smart or SmartConfig())
-    setup = Setup(tc, parse_variant(variant), (cfg.task,), encoder_dir, data_dir, tok, train={cfg.task: data})
+    setup = resolve(Setup(tc, parse_variant(variant), (cfg.task,), encoder_dir, data_dir, tok, train={cfg.task: data}))
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     return Trainer(setup, run_dir)

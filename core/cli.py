@@ -46,6 +46,7 @@ from core.config import (
     parse_option,
     read_config_file,
 )
+from core.tasks import TASK_NAMES
 
 console = Console(stderr=True)
 
@@ -94,7 +95,7 @@ def given(a: argparse.Namespace, cls: type) -> dict:
 
 def train_config(a: argparse.Namespace) -> TrainConfig:
     """The options of ``walkless train``: --config FILE's (else the defaults), then --smart-fast's, then the
-    flags given."""
+    flags given, checked (the one check of a run's options read from the command line)."""
     options = given(a, TrainConfig)
     if getattr(a, "smart_fast", False):
         options = {**{f"smart_{k}": v for k, v in FAST_SMART.items()}, **options}
@@ -275,7 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("predict", help="predictions for a CS224N-format file, as id<TAB>prediction; or with --all "
                                        "the six CS224N submission files")
     r.add_argument("--checkpoint", required=True)
-    r.add_argument("--task", choices=["sst", "cfimdb", "para", "sts"])
+    r.add_argument("--task", choices=TASK_NAMES)
     r.add_argument("--input")
     r.add_argument("--output")
     r.add_argument("--all", action="store_true",

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from core.runs import RunFolder
-from core.variants import parse_variant, train_tasks
+from core.tasks import TASK_NAMES
+from core.variants import BASES, MODIFIERS, parse_variant, train_tasks
 
-TASK_NAMES = ("sst", "cfimdb", "para", "sts")
+LR_SCHEDULES = ("constant", "linear")  # what ``core.setup.lr_factor`` knows
+RROBIN_SUBSETS = ("fixed", "fresh")  # what ``core.schedules`` draws rrobin's examples by
 RUN_RECORD = ("tasks", "encoder_dir", "data_sizes", "torch", "schedule_plan")  # what a run's config.json adds
 Check = tuple[Callable[[Any], bool], str]  # (predicate, what it asks for in words)
 AT_LEAST_0: Check = (lambda v: v >= 0, "at least 0")
@@ -69,8 +71,8 @@ class SmartConfig:
 class TrainConfig:
     """Everything a training run is made from (a run's ``config.json`` holds it, plus what was resolved)."""
 
-    variant: str = opt("finetune", "pretrain, finetune, rrobin, rrobin-pre, rrobin-full, proportional, annealed; "
-                                   "modifiers +rlayer, +smart (e.g. rrobin-full+rlayer+smart)", form="main")
+    variant: str = opt("finetune", f"{', '.join(BASES)}; modifiers {', '.join('+' + m for m in MODIFIERS)} (e.g. "
+                                   "rrobin-full+rlayer+smart)", form="main")
     task: str = opt("sst", "task of single-task variants", choices=TASK_NAMES, form="main")
     encoder: str = opt("minilm-l6", "minilm-l6 (packaged) or a Hugging Face BERT folder", form="main")
     data_dir: str | None = opt(None, "folder with the CS224N files (default: the demo data)", form="main")
@@ -92,7 +94,7 @@ class TrainConfig:
     clip_grad: float | None = opt(None, "clip the gradient norm at this value; default 1.0 under SMART (the "
                                         "report's code), else off; 0 turns it off", check=AT_LEAST_0)
     lr_schedule: str = opt("constant", "constant (the report) or linear decay to 0 at the last step",
-                           choices=("constant", "linear"))
+                           choices=LR_SCHEDULES)
     warmup: float = opt(0.0, "fraction of all steps with a linear lr warmup from 0", check=FRACTION)
     ema: float = opt(0.0, "keep an exponential moving average of the weights with this decay (e.g. 0.999); it is "
                           "what is evaluated, kept as best and saved for scoring; 0 = off", check=FRACTION)
@@ -102,7 +104,7 @@ class TrainConfig:
                               "weights, the encoder from a trained one); 1 = the same lr", check=POSITIVE)
     rrobin_subset: str = opt("fixed", "rrobin's examples: fixed (the report's code: one subset of iterations x "
                                       "batch per task for the whole run) or fresh (a new subset every epoch)",
-                             choices=("fixed", "fresh"))
+                             choices=RROBIN_SUBSETS)
     sst_passes: int = opt(1, "rrobin-full: SST steps per iteration, each a batch of SST's own size (2: two passes over "
                               "SST per epoch, more SST updates); 1 = the report's", check=AT_LEAST_1)
     sst_lr: float = opt(1.0, "the lr of SST's own optimizer steps as a multiple of the others' (one step per task: "

@@ -19,9 +19,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.data import read_examples, task_file, tokenize
+from core.data import read_examples, tokenize
 from core.evaluate import frozen, predict
 from core.multitask import MultitaskBert
+from core.tasks import task_file
 
 EXPORT_TASKS = ("sst", "para", "sts")
 # input split (core.data.SPLITS) -> the split's name in the output file

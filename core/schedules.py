@@ -43,7 +43,7 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.config import TrainConfig
+from core.config import RROBIN_SUBSETS, TrainConfig
 from core.data import batch_indices
 from core.variants import BASES
 
@@ -68,8 +68,8 @@ class ScheduleOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1 (got {self.batch_size})")
-        if self.rrobin_subset not in ("fixed", "fresh"):
-            raise ValueError(f"rrobin subset {self.rrobin_subset!r}: choose fixed or fresh")
+        if self.rrobin_subset not in RROBIN_SUBSETS:
+            raise ValueError(f"rrobin subset {self.rrobin_subset!r}: choose {' or '.join(RROBIN_SUBSETS)}")
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> ScheduleOptions:

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core.config import TrainConfig
-from core.data import TASKS, TaskData, demo_data_dir, load_task
+from core.config import LR_SCHEDULES, TrainConfig
+from core.data import TaskData, demo_data_dir, load_task
 from core.encoders import default_pooling, load_pretrained, load_tokenizer, read_bert_config, resolve_encoder
 from core.multitask import HeadConfig, MultitaskBert
 from core.runs import RunFolder, write_json_atomic
@@ -50,6 +50,9 @@ class Setup:
     tokenizer: object
     train: dict[str, TaskData] = field(default_factory=dict)
     dev: dict[str, TaskData] = field(default_factory=dict)
+    lr: float = 0.0  # derived by ``resolve``: --lr, else the variant's default
+    clip: float | None = None  # derived: the gradient norm clipped at (None: no clipping)
+    total_steps: int = 0  # derived: task steps of the whole run (the lr schedule's length)
 
     @property
     def eval_tasks(self) -> tuple[str, ...]:
@@ -66,11 +69,10 @@ class Setup:
 
 
 def prepare(config: TrainConfig) -> Setup:
-    """Parse the variant, find encoder and data, tokenize every split once."""
-    config.validate()
+    """Parse the variant, find encoder and data, tokenize every split once, and ``resolve`` what the options
+    leave open. ``config`` was checked (``TrainConfig.validate``) where it was read: the CLI's flags or --config
+    file, a resumed run's config.json, a Table 2 row, the app's launch form."""
     variant = parse_variant(config.variant)
-    if not variant.multitask and config.task not in TASKS:
-        raise ValueError(f"--task {config.task!r}: choose from {', '.join(TASKS)}")
     tasks = train_tasks(variant, config.task, config.cfimdb)
     encoder_dir = resolve_encoder(config.encoder)
     max_len = config.max_length
@@ -84,6 +86,16 @@ def prepare(config: TrainConfig) -> Setup:
     for split, names, cap in (("train", tasks, config.max_train), ("dev", setup.eval_tasks, config.max_dev)):
         for t in names:
             getattr(setup, split)[t] = subsample(load_task(data_dir, t, split, tok, max_len), cap, config.seed)
+    return resolve(setup)
+
+
+def resolve(setup: Setup) -> Setup:
+    """Derive, once, what the options leave to the variant and the data (the trainer and ``config.json`` read
+    them from the Setup): the learning rate, the gradient clipping and the planned steps."""
+    c = setup.config
+    setup.lr = c.lr if c.lr is not None else default_lr(setup.variant)
+    setup.clip = c.grad_clip_norm(setup.variant.smart)
+    setup.total_steps = planned_steps(setup)
     return setup
 
 
@@ -124,7 +136,7 @@ def lr_factor(step: int, total: int, warmup: float, schedule: str) -> float:
     if schedule == "linear":
         return max(0.0, (total - step) / max(1, total - n_warm))
     if schedule != "constant":
-        raise ValueError(f"lr schedule {schedule!r}: choose constant or linear")
+        raise ValueError(f"lr schedule {schedule!r}: choose {' or '.join(LR_SCHEDULES)}")
     return 1.0
 
 
@@ -158,13 +170,13 @@ def make_optimizer(model: MultitaskBert, c: TrainConfig, lr: float, device: torc
     return torch.optim.AdamW(param_groups, lr=lr, weight_decay=c.weight_decay, fused=fused)
 
 
-def write_run_config(run_dir: Path, setup: Setup, lr: float) -> None:
+def write_run_config(run_dir: Path, setup: Setup) -> None:
     """``config.json``: the TrainConfig and what the run resolved from it (``lr``, folders, data sizes,
     threads, what an epoch of its schedule looks like)."""
     sizes = {t: len(setup.train[t]) for t in setup.tasks}
     plan = SCHEDULES[setup.variant.base].describe(sizes, ScheduleOptions.from_config(setup.config))
     write_json_atomic(RunFolder(run_dir).config_file, {
-        **setup.config.to_dict(), "variant": setup.variant.name, "tasks": list(setup.tasks), "lr": lr,
+        **setup.config.to_dict(), "variant": setup.variant.name, "tasks": list(setup.tasks), "lr": setup.lr,
         "encoder_dir": str(setup.encoder_dir), "data_dir": str(setup.data_dir),
         "data_sizes": {t: {"train": n, "dev": len(setup.dev[t])} for t, n in sizes.items()},
         "torch": torch.__version__, "threads": torch.get_num_threads(), "schedule_plan": plan})

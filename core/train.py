@@ -39,7 +39,8 @@ log = logging.getLogger("walkless.train")
 
 
 def train(config: TrainConfig, progress: Progress | None = None) -> Path:
-    """Run a training from scratch; returns the run folder. The status ends finished, stopped or failed.
+    """Run a training from scratch with ``config`` as checked (``validate``, as the CLI's ``train_config`` does);
+    returns the run folder. The status ends finished, stopped or failed.
 
     ``progress`` is called after every iteration (the CLI draws a bar). Under ``torchrun`` every rank calls
     this; rank 0 creates and writes the run folder.
@@ -59,7 +60,7 @@ def resume(run_dir: str | Path, epochs: int | None = None, threads: int | None =
     run_dir, raw = folder.path, read_json(folder.config_file)
     if not isinstance(raw, dict):
         raise RunError(f"{run_dir}: no readable config.json; not a run folder")
-    config = TrainConfig.from_dict(raw)
+    config = TrainConfig.from_dict(raw).validate()  # a hand-edited config.json is refused before the lock
     config.threads = threads or config.threads
     dist = init_distributed(config.device)
     lock = RunLock(run_dir).acquire() if dist.is_main else None  # refuses a run another process writes
@@ -109,7 +110,7 @@ def start(config: TrainConfig, dist: DistInfo, run_dir: Path | None = None, lock
             load_model_weights(trainer.model, ckpt)
             trainer.load_state(state)
         elif dist.is_main:
-            write_run_config(trainer.run_dir, setup, trainer.lr)
+            write_run_config(trainer.run_dir, setup)
         if dist.rank:  # own dropout masks; the weights came from rank 0
             torch.manual_seed(config.seed + dist.rank + trainer.step)
     except BaseException:
@@ -121,8 +122,8 @@ def start(config: TrainConfig, dist: DistInfo, run_dir: Path | None = None, lock
 
 def resume_checkpoint(run_dir: Path) -> Path:
     """The checkpoint to resume from: ``last.json``'s, else the newest one that verifies."""
-    folder = RunFolder(run_dir)
-    last, folders = folder.pointed("last"), folder.checkpoints()[::-1]
+    run = RunFolder(run_dir)
+    last, folders = run.pointed("last"), run.checkpoints()[::-1]
     if last is not None:
         folders.insert(0, last)
     problems = []

@@ -41,7 +41,7 @@ from core.evaluate import evaluate, headline
 from core.multitask import MultitaskBert, task_loss
 from core.runs import MetricsLog, RunFolder, write_status
 from core.schedules import Plan, ScheduleOptions, make_plan
-from core.setup import Setup, build_model, default_lr, lr_factor, make_optimizer, planned_steps
+from core.setup import Setup, build_model, lr_factor, make_optimizer
 from core.smart import Smart, ema_update
 from core.surgery import GradSurgery
 
@@ -113,14 +113,12 @@ class Trainer:
         self.dist = dist or DistInfo()
         self.device = device_for(self.dist, c.device)
         self.model = build_model(setup, self.device)
-        self.lr = c.lr if c.lr is not None else default_lr(setup.variant)
+        self.lr, self.clip, self.total_steps = setup.lr, setup.clip, setup.total_steps  # resolved by core.setup
         self.optimizer = make_optimizer(self.model, c, self.lr, self.device)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.param_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.ema = [p.detach().clone() for p in self.params] if c.ema > 0 else None  # starts at θ0
-        self.clip = c.grad_clip_norm(setup.variant.smart)
         self.schedule = ScheduleOptions.from_config(c)
-        self.total_steps = planned_steps(setup)
         self.smart = Smart(self.model, c.smart) if setup.variant.smart else None
         self.step_loss: nn.Module = StepLoss(self.model, self.smart, c.label_smoothing)
         self.surgery = None if c.grad_surgery == "none" else GradSurgery(c.grad_surgery, c.gradvac_beta, c.seed)

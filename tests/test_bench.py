@@ -107,8 +107,9 @@ def test_fma_peak_reads_the_vector_units_and_clock():
 
 def test_epoch_sample_takes_whole_epoch_grouped_batches(tiny_encoder, demo_data):
     from core.bench import epoch_sample
-    from core.data import read_examples, task_file
+    from core.data import read_examples
     from core.encoders import load_tokenizer
+    from core.tasks import task_file
 
     examples = read_examples(task_file(demo_data, "sst", "train"), "sst")
     cfg = BenchConfig(batch_size=4, batches=3)

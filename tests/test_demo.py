@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import filecmp
 
-from core.data import SPLITS, TASKS, read_examples, task_file
+from core.data import read_examples
 from core.demo import repo_demo_dir, write_demo_data
+from core.tasks import SPLITS, TASKS, task_file
 
 
 def test_shipped_demo_data_is_what_the_generator_writes(tmp_path):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.data import task_file
 from core.export import format_value, output_name, submission_lines, write_atomic
+from core.tasks import task_file
 
 HEADERS = {"sst": b"id \t Predicted_Sentiment \n", "para": b"id \t Predicted_Is_Paraphrase \n",
            "sts": b"id \t Predicted_Similiary \n"}

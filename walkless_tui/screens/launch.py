@@ -36,12 +36,12 @@ def from_config(config: dict) -> dict[str, str]:
 
 def data_problems(data_dir: Path, tasks: tuple[str, ...]) -> list[str]:
     """Missing files of the CS224N layout for ``tasks`` (train and dev splits)."""
-    from core.data import TASKS
+    from core.tasks import task_file
 
     if not data_dir.is_dir():
         return [f"data folder {data_dir}: not a folder"]
-    missing = [f"{TASKS[t].stem}-{split}.csv" for t in tasks for split in ("train", "dev")
-               if not (data_dir / f"{TASKS[t].stem}-{split}.csv").is_file()]
+    missing = [task_file(data_dir, t, split).name for t in tasks for split in ("train", "dev")
+               if not task_file(data_dir, t, split).is_file()]
     return [f"data folder {data_dir}: missing {', '.join(missing)}"] if missing else []
 
 
