@@ -194,14 +194,14 @@ class HFLoop:
     def __init__(self, encoder_dir: Path, texts: list[str], labels: torch.Tensor, num_classes: int,
                  pooling: str, dropout: float, lr: float, weight_decay: float, head_state: dict, expert: bool):
         from transformers import BertModel as HFBertModel
-        from transformers import BertTokenizerFast
+        from transformers import BertTokenizerFast  # type: ignore[attr-defined]  # a lazy alias in transformers 5
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()  # no load report for the pooler the expert leaves out
         self.texts, self.labels, self.pooling, self.expert = texts, labels, pooling, expert
         self.tok = BertTokenizerFast.from_pretrained(str(encoder_dir))
-        self.ids = self.tok(texts, truncation=True, max_length=512)["input_ids"] if expert else None
+        self.ids: list[list[int]] = self.tok(texts, truncation=True, max_length=512)["input_ids"] if expert else []
         # the encoder's own dropout, as ours (TrainConfig.encoder_dropout None); ``dropout`` is the head's
         self.bert = HFBertModel.from_pretrained(str(encoder_dir), attn_implementation="sdpa",
                                                 add_pooling_layer=not expert)
@@ -211,7 +211,7 @@ class HFLoop:
         self.bert.train()
         params = list(self.bert.parameters()) + list(self.head.parameters())
         self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=expert or None)
-        self.last = torch.zeros(())
+        self.last: torch.Tensor | float = torch.zeros(())
 
     def batches_for(self, seed: int, batch_size: int) -> list[list[int]]:
         """The expert's batches: shuffled, sorted by length within windows of 50 batches, batch order shuffled;
@@ -317,6 +317,7 @@ def bench_training(cfg: BenchConfig, encoder_dir: Path, data_dir: Path, tok, wor
     from core.encoders import default_pooling
 
     examples, data = epoch_sample(read_examples(task_file(data_dir, cfg.task, "train"), cfg.task), tok, cfg)
+    assert data.labels is not None, "training examples are labelled"
     n = len(examples)
     ours = _make_trainer(cfg, "finetune", encoder_dir, data_dir, tok, data, work / "ours")
     head = getattr(ours.model, f"{cfg.task}_classifier")

@@ -69,8 +69,8 @@ def calibrate_para(model: MultitaskBert, train: TaskData, n: int, seed: int = 0,
     labels = torch.as_tensor(pairs.labels, dtype=torch.float64)
     b = fit_offset(logits, labels)
     model.heads.para_offset = b
-    called = [float(predictions("para", x).double().mean()) for x in (logits, logits + b)]  # the share called duplicates
-    c = Calibration(b, len(pairs), *called, float(labels.mean()))
+    before, after = (float(predictions("para", x).double().mean()) for x in (logits, logits + b))  # called duplicates
+    c = Calibration(b, len(pairs), before, after, float(labels.mean()))
     log.info("paraphrase offset %+.4f on %d training pairs: called duplicates %.3f -> %.3f (labels %.3f)",
              b, c.pairs, c.duplicates_before, c.duplicates_after, c.labels)
     return c

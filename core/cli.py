@@ -129,7 +129,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     config = None if a.resume else train_config(a)
     bar, update = progress_bar()
     with bar:
-        if a.resume:
+        if config is None:
             run_dir = resume(a.resume, epochs=getattr(a, "epochs", None), threads=getattr(a, "threads", None),
                              progress=update)
         else:

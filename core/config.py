@@ -9,7 +9,7 @@ import json
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import Field, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -263,7 +263,7 @@ def parse_option(name: str, text: str, cls: type = TrainConfig) -> Any:
 
 
 def default_of(f: Field) -> Any:
-    return f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+    return f.default_factory() if callable(f.default_factory) else f.default
 
 
 def as_text(value: object) -> str:

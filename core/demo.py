@@ -11,6 +11,7 @@ import csv
 import hashlib
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 SIZES = {"train": 1.0, "dev": 0.35, "test-student": 0.2}
@@ -94,7 +95,8 @@ def _write(path: Path, header: list[str], rows: list[tuple], labeled: bool, rng:
     os.replace(tmp, path)
 
 
-FILES = {  # file stem -> (training rows at scale 1, the rows' generator, the columns after id)
+FILES: dict[str, tuple[int, Callable[[random.Random, int], list[tuple]], list[str]]] = {  # file stem -> (training
+    # rows at scale 1, the rows' generator, the columns after id)
     "ids-sst": (300, lambda rng, n: _sentiment_rows(rng, n, 5), ["sentence", "sentiment"]),
     "ids-cfimdb": (120, lambda rng, n: _sentiment_rows(rng, n, 2), ["sentence", "sentiment"]),
     "quora": (400, _quora_rows, ["sentence1", "sentence2", "is_duplicate"]),

@@ -140,7 +140,7 @@ def load_pretrained(name_or_path: str | Path, **overrides) -> BertModel:
 
 def load_tokenizer(folder: str | Path):
     """The fast BERT tokenizer stored in a checkpoint folder (no download)."""
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizerFast  # type: ignore[attr-defined]  # a lazy alias in transformers 5
 
     folder = Path(folder)
     if not ((folder / "vocab.txt").is_file() or (folder / "tokenizer.json").is_file()):

@@ -11,10 +11,14 @@ result (tests/test_fast_paths.py, tests/test_packed_inference.py) and standing a
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from core.model import BertEncoder
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,7 @@ class Packable(nn.Module):
     through ``project``, from a ``PackedLinear`` once ``InferencePacking.pack_for_inference`` has made one."""
 
     packed: PackedLinear | None = None
+    dense: nn.Linear  # the one linear layer, unless ``linears`` names others
 
     def linears(self) -> list[nn.Linear]:
         return [self.dense]
@@ -128,10 +133,10 @@ class Packable(nn.Module):
         return F.linear(x, torch.cat([m.weight for m in layers]), torch.cat([m.bias for m in layers]))
 
 
-class InferencePacking:
+class InferencePacking(nn.Module):
     """Mixin: ``BertModel``'s oneDNN weight packing of its encoder's ``Packable`` modules, for CPU inference."""
 
-    encoder: nn.Module
+    encoder: BertEncoder
 
     def _packable(self) -> list[Packable]:
         return [m for m in self.encoder.modules() if isinstance(m, Packable)]

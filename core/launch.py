@@ -181,7 +181,8 @@ def _last_message(log_path: Path, offset: int = 0) -> str | None:
     """The log's last error line (else its last line) after byte ``offset``."""
     lines = [ln.strip() for ln in tail_lines(log_path, 50, start=offset) if ln.strip()]
     errors = [ln for ln in lines if ln.startswith(("error:", "Traceback")) or "Error" in ln.split(":")[0]]
-    return (errors or lines or [None])[-1]
+    found = errors or lines
+    return found[-1] if found else None
 
 
 def launches(runs_dir: str | Path) -> list[RunInfo]:

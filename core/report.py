@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -22,8 +23,8 @@ ENCODER_NOTE = ("note: the packaged all-MiniLM-L6-v2 encoder was trained on sent
 
 def overall(metrics: dict) -> float | None:
     """(SST acc + Quora acc + (STS r + 1) / 2) / 3, or None without all three."""
-    v = [metrics.get(k) for k, _ in COLUMNS]
-    return None if any(x is None for x in v) else (v[0] + v[1] + (v[2] + 1) / 2) / 3
+    sst, para, sts = (metrics.get(k) for k, _ in COLUMNS)
+    return None if sst is None or para is None or sts is None else (sst + para + (sts + 1) / 2) / 3
 
 
 def _is_minilm(encoder: object) -> bool:
@@ -163,7 +164,7 @@ def compare_table(rows: list[dict], at: str = "column", width: int | None = None
     caption = [f"shared settings: {common}"] if common else []
     if any(differ) and not column:
         caption += [f"{row['name']}: {d}" for row, d in zip(rows, differ, strict=True) if d]
-    layout = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if narrow else {}
+    layout: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False, "collapse_padding": True} if narrow else {}
     t = Table(title=f"Table 2 layout: {AT_TITLES[at]} (bold = best per column)",
               caption="\n".join(caption) or None, caption_justify="left", **layout)
     t.add_column("run", overflow="fold", min_width=4)

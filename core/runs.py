@@ -54,7 +54,8 @@ class RunState(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-    __format__ = str.__format__
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
     @property
     def active(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -21,7 +22,7 @@ from core.multitask import MultitaskBert, probabilities
 @dataclass
 class Scorer:
     model: MultitaskBert
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer (untyped)
     meta: dict
     max_length: int = 512
 

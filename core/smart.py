@@ -101,7 +101,7 @@ class Smart:
         self.model, self.config = model, config
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.names = [n for n, _ in named]
-        self.params = [p for _, p in named]
+        self.params: list[torch.Tensor] = [p for _, p in named]
         self.teacher = [p.detach().clone() for p in self.params]  # θ̃, starts at θ
         self._modules = list(model.modules())
         self._rng: dict[str, torch.Tensor] = {}  # random state where the main forward / its encoder started

@@ -99,13 +99,15 @@ def start(config: TrainConfig, dist: DistInfo, run_dir: Path | None = None, lock
         if dist.is_main and run_dir is None:  # made once the options and data are known to be good
             run_dir = create_run_dir(config.runs_dir, config.name, prefix=setup.variant.name.replace("+", "_"))
             lock = RunLock(run_dir).acquire()
-        elif dist.is_main and ckpt is not None:  # before the Trainer opens metrics.jsonl for appending
+        elif dist.is_main and ckpt is not None and run_dir is not None:  # before the Trainer opens metrics.jsonl
             dropped = drop_metrics_after(run_dir, int(state["step"]))
             log.info("resuming %s from %s (epoch %d, step %d); %d metric records after it dropped",
                      run_dir, ckpt.name, state["epoch"], state["step"], dropped)
             if config.epochs != raw.get("epochs"):  # extended by --epochs
                 write_json_atomic(RunFolder(run_dir).config_file, {**raw, "epochs": config.epochs})
-        trainer = Trainer(setup, broadcast_path(run_dir, dist, device_for(dist, config.device)), dist)
+        run_dir = broadcast_path(run_dir, dist, device_for(dist, config.device))
+        assert run_dir is not None, "rank 0 makes or resumes a run folder"
+        trainer = Trainer(setup, run_dir, dist)
         if ckpt is not None:
             load_model_weights(trainer.model, ckpt)
             trainer.load_state(state)

@@ -66,6 +66,7 @@ def batch_loss(model: MultitaskBert, smart: Smart | None, task: str, batch: Batc
     if smart is not None:
         smart.capture_rng("encoder")  # with same_masks, the perturbed forwards replay the encoder's masks
     out = model.head(task, emb, batch.attention_mask)
+    assert batch.labels is not None, "training batches carry labels"
     loss = task_loss(task, out, batch.labels, label_smoothing)
     if smart is not None:
         loss = loss + smart.regularizer(task, batch, emb, out)
@@ -115,7 +116,7 @@ class Trainer:
         self.model = build_model(setup, self.device)
         self.lr, self.clip, self.total_steps = setup.lr, setup.clip, setup.total_steps  # resolved by core.setup
         self.optimizer = make_optimizer(self.model, c, self.lr, self.device)
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.params: list[torch.Tensor] = [p for p in self.model.parameters() if p.requires_grad]
         self.param_names = [n for n, p in self.model.named_parameters() if p.requires_grad]
         self.ema = [p.detach().clone() for p in self.params] if c.ema > 0 else None  # starts at θ0
         self.schedule = ScheduleOptions.from_config(c)
@@ -204,7 +205,7 @@ class Trainer:
             return [None] * n
         terms = self.smart.drain_terms()
         assert len(terms) == n, f"SMART recorded {len(terms)} batches' terms for {n} steps"
-        return terms
+        return [*terms]
 
     def record(self, task: str, loss: torch.Tensor, terms: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.step += 1
@@ -218,7 +219,8 @@ class Trainer:
         if not self._pending:
             return
         smart = all(terms is not None for *_, terms in self._pending)
-        rows = [torch.stack([x.float(), *terms]) if smart else x.float().reshape(1) for _, _, x, terms in self._pending]
+        rows = [torch.stack([x.float(), *terms]) if smart and terms is not None else x.float().reshape(1)
+                for _, _, x, terms in self._pending]
         values = all_mean(torch.stack(rows), self.dist).tolist()  # (n, 3) with SMART, else (n, 1)
         for (step, task, _, _), (v, *_) in zip(self._pending, values, strict=True):
             if not math.isfinite(v):
@@ -383,7 +385,7 @@ class Trainer:
         setup = self.setup
         score = headline(dev, setup.judged_tasks) if dev else None
         is_best = score is not None and score > self.best
-        if is_best:
+        if score is not None and is_best:
             self.best = score
         if not self.is_main:
             return
