@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.evaluate import headline  # noqa: E402
 from core.report import COLUMNS, TABLE_COLUMNS, compare_rows, overall, run_settings  # noqa: E402
-from core.runs import read_json, read_metrics  # noqa: E402
+from core.runs import RunFolder, read_metrics  # noqa: E402
 from core.variants import judged_tasks, parse_variant  # noqa: E402
 
 KEYS = [k for k, _ in COLUMNS]
@@ -31,7 +31,7 @@ def from_folders(runs: list[Path]) -> list[dict]:
     out = []
     for row in compare_rows(runs, at="checkpoint"):
         epochs = [r for r in read_metrics(row["path"]) if r.get("kind") == "epoch"]
-        best = read_json(Path(row["path"]) / "best.json")
+        best = RunFolder(row["path"]).pointer("best")
         out.append({**{k: row[k] for k in ("name", "variant", "settings", "config")}, "epochs": epochs,
                     "best_epoch": best["epoch"] if best else None,
                     "best": {k: row[k] for k, _ in TABLE_COLUMNS} if row.get("overall") is not None else None})
