@@ -165,7 +165,7 @@ def prune_checkpoints(run_dir: Path, keep_last: int) -> None:
     """Delete all but the newest ``keep_last`` checkpoints, never the best or the last one."""
     folder = RunFolder(run_dir)
     keep = {(folder.pointer(which) or {}).get("path") for which in POINTERS}
-    ckpts = sorted(p for p in folder.checkpoints_dir.glob("*") if p.is_dir() and not p.name.startswith("."))
+    ckpts = folder.checkpoints()
     for p in ckpts[: max(0, len(ckpts) - keep_last)]:
         if str(p.relative_to(run_dir)) not in keep:
             shutil.rmtree(p, ignore_errors=True)

@@ -19,6 +19,7 @@ from core.variants import BASES, MODIFIERS, parse_variant, train_tasks
 
 LR_SCHEDULES = ("constant", "linear")  # what ``core.setup.lr_factor`` knows
 RROBIN_SUBSETS = ("fixed", "fresh")  # what ``core.schedules`` draws rrobin's examples by
+SST_HEADS, PAIR_INPUTS = ("linear", "mlp", "lstm"), ("bi", "cross")  # the heads ``core.multitask`` builds
 RUN_RECORD = ("tasks", "encoder_dir", "data_sizes", "torch", "schedule_plan")  # what a run's config.json adds
 Check = tuple[Callable[[Any], bool], str]  # (predicate, what it asks for in words)
 AT_LEAST_0: Check = (lambda v: v >= 0, "at least 0")
@@ -112,8 +113,7 @@ class TrainConfig:
                         check=POSITIVE)
     sst_head: str = opt("linear", "the sentiment heads (SST, CFIMDB): linear (the report: dropout + linear), mlp "
                                   "(dropout, dense + tanh, dropout, linear) or lstm (a BiLSTM over all the encoder's "
-                                  "token states, its masked mean and max, dropout, linear)",
-                        choices=("linear", "mlp", "lstm"))
+                                  "token states, its masked mean and max, dropout, linear)", choices=SST_HEADS)
     sst_layers: int = opt(0, "the sentiment tasks (SST, CFIMDB) get their own copy of the encoder's top K layers, "
                              "so their updates leave the top the pair tasks read; 0 = all layers shared (the report)",
                           check=AT_LEAST_0)
@@ -127,7 +127,7 @@ class TrainConfig:
                                  check=FRACTION)
     pair_input: str = opt("bi", "pair tasks: bi (the report: u and v encoded apart, [u, v, |u-v|] and cosine) or "
                                 "cross (one sequence [CLS] a [SEP] b [SEP] per pair, linear heads)",
-                          choices=("bi", "cross"))
+                          choices=PAIR_INPUTS)
     cfimdb: bool = opt(False, "multitask variants: also train on CFIMDB (binary movie-review sentiment, "
                               "ids-cfimdb-*.csv) as a fourth task with its own head; the best checkpoint is "
                               "still judged on SST, Quora and STS")

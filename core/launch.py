@@ -275,21 +275,15 @@ def with_resume(info: RunInfo) -> RunInfo:
 
 
 def quick_info(run_dir: Path) -> RunInfo:
-    """A run as the app's monitor shows it, as its last resume left it (``with_resume``); a folder whose files
-    hold unexpected values as failed, with a message naming them."""
+    """A run as the app's monitor shows it, as its last resume left it (``with_resume``); a launch still starting
+    (or that died while starting) from its launch record; a folder whose files hold unexpected values as failed,
+    with a message naming them."""
     try:
-        return with_resume(_quick_info(run_dir))
+        if isinstance(read_json(RunFolder(run_dir).status_file), dict):
+            return with_resume(load_run(run_dir, metrics=False))  # metrics.jsonl: the monitor reads it itself
+        pending = [r for r in launches(run_dir.parent) if r.name == run_dir.name]
+        return with_resume(pending[0] if pending else RunInfo(
+            path=run_dir, name=run_dir.name, state=RunState.FAILED,
+            message=f"{run_dir}: no status.json (not a run folder, or its process died at once)"))
     except (ValueError, TypeError, AttributeError) as e:
         return unreadable(run_dir, e)
-
-
-def _quick_info(run_dir: Path) -> RunInfo:
-    """``load_run`` without reading metrics.jsonl (the monitor reads it incrementally); a launch still starting
-    (or that died while starting) from its launch record."""
-    if isinstance(read_json(RunFolder(run_dir).status_file), dict):
-        return load_run(run_dir, metrics=False)
-    pending = [r for r in launches(run_dir.parent) if r.name == run_dir.name]
-    if pending:
-        return pending[0]
-    return RunInfo(path=run_dir, name=run_dir.name, state=RunState.FAILED,
-                   message=f"{run_dir}: no status.json (not a run folder, or its process died at once)")

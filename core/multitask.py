@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.config import PAIR_INPUTS, SST_HEADS
 from core.data import TASKS, Batch
 from core.model import BertConfig, BertModel
 
@@ -138,8 +139,8 @@ class MultitaskBert(nn.Module):
         self.heads = heads
         C = bert.config.hidden_size
         self.dropout = nn.Dropout(heads.dropout)
-        if heads.sst_head not in ("linear", "mlp", "lstm"):
-            raise ValueError(f"sst head {heads.sst_head!r}: choose linear, mlp or lstm")
+        if heads.sst_head not in SST_HEADS:
+            raise ValueError(f"sst head {heads.sst_head!r}: choose {', '.join(SST_HEADS[:-1])} or {SST_HEADS[-1]}")
         n_layers = bert.config.num_hidden_layers
         if not 0 <= heads.sst_layers <= n_layers:
             raise ValueError(f"sst layers {heads.sst_layers}: the encoder has {n_layers} layers "
@@ -158,8 +159,8 @@ class MultitaskBert(nn.Module):
                     setattr(self, f"{task}_lstm", nn.LSTM(C, C // 2, batch_first=True, bidirectional=True))
                     width = 4 * (C // 2)
                 setattr(self, f"{task}_classifier", nn.Linear(width, TASKS[task].num_classes))
-        if heads.pair_input not in ("bi", "cross"):
-            raise ValueError(f"pair input {heads.pair_input!r}: choose bi or cross")
+        if heads.pair_input not in PAIR_INPUTS:
+            raise ValueError(f"pair input {heads.pair_input!r}: choose {' or '.join(PAIR_INPUTS)}")
         if heads.cross and heads.rlayer:
             raise ValueError("+rlayer needs the sentence embeddings u and v: use it with pair input bi")
         if heads.cross and heads.pair_symmetric:

@@ -80,9 +80,6 @@ class RunFolder:
         self.config_file, self.status_file, self.metrics_file = p / CONFIG_FILE, p / STATUS_FILE, p / METRICS_FILE
         self.log_file, self.lock_file, self.checkpoints_dir = p / LOG_FILE, p / LOCK_FILE, p / CHECKPOINTS_DIR
 
-    def __repr__(self) -> str:
-        return f"RunFolder({str(self.path)!r})"
-
     def pointer_file(self, which: str) -> Path:
         """``best.json`` or ``last.json``: {"path": "checkpoints/NAME", ...}."""
         return self.path / POINTERS[which]
@@ -97,7 +94,8 @@ class RunFolder:
         p = self.pointer(which)
         return self.path / p["path"] if p is not None and isinstance(p.get("path"), str) else None
 
-    def step_checkpoint(self, step: int) -> str:
+    @staticmethod
+    def step_checkpoint(step: int) -> str:
         """The name of the checkpoint saved after ``step``."""
         return f"{STEP_PREFIX}{step:08d}"
 
@@ -371,15 +369,6 @@ def load_run(run_dir: str | Path, metrics: bool = True) -> RunInfo:
         updated=status.get("updated"), message=message, dev=dict(last.get("dev", {})),
         seconds_per_epoch=sum(secs) / len(secs) if secs else None, config=config,
     )
-
-
-def list_runs(runs_dir: str | Path) -> list[RunInfo]:
-    """Every run folder (one with a config.json or status.json) under ``runs_dir``, newest first."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return []
-    runs = [load_run(p) for p in runs_dir.iterdir() if p.is_dir() and RunFolder(p).is_run()]
-    return sorted(runs, key=lambda r: r.started or 0, reverse=True)
 
 
 def best_metrics(run_dir: str | Path) -> dict[str, float]:

@@ -157,10 +157,7 @@ def row_result(row: str, t: Table2Config) -> dict[str, Any]:
     best = read_json(folder.pointer_file("best")) or {}
     dev = best.get("dev") or {}
     epochs = [r for r in read_metrics(folder.path) if r.get("kind") == "epoch"]
-    status = read_json(folder.status_file) or {}
-    wall = None
-    if status.get("started") and status.get("updated"):
-        wall = round(status["updated"] - status["started"], 1)
+    wall = round(info.updated - info.started, 1) if info.started and info.updated else None
     out.update(state=info.state, epochs_done=len(epochs), epochs=cfg.get("epochs"), best_epoch=best.get("epoch"),
                batch_size=cfg.get("batch_size"), lr=cfg.get("lr"), train_sizes={k: v.get("train") for k, v in
                                                                                  (cfg.get("data_sizes") or {}).items()},

@@ -393,8 +393,8 @@ class Trainer:
         meta = {"variant": setup.variant.name, "tasks": list(setup.tasks), "encoder": self.config.encoder,
                 "epoch": self.epoch, "epoch_done": self.epoch_done, "step": self.step, "dev": dev or {}}
         with self.averaged_weights():
-            ckpt = save_checkpoint(self.run_dir, RunFolder(self.run_dir).step_checkpoint(self.step), self.model, meta, setup.encoder_dir,
-                                   extra=tensors, extra_meta=tree)
+            ckpt = save_checkpoint(self.run_dir, RunFolder.step_checkpoint(self.step), self.model, meta,
+                                   setup.encoder_dir, extra=tensors, extra_meta=tree)
         point_to(self.run_dir, "last", ckpt, epoch=self.epoch, step=self.step)
         if is_best:
             point_to(self.run_dir, "best", ckpt, epoch=self.epoch, step=self.step, score=score, dev=dev)
