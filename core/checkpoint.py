@@ -232,7 +232,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     if isinstance(meta, dict) and meta.get("kind") == "ensemble":  # several checkpoints averaged: core.ensemble
         from core.ensemble import load_ensemble
 
-        return load_ensemble(folder, meta, device)
+        return load_ensemble(folder, meta, device)  # type: ignore[return-value]  # an Ensemble scores like the model
     cfg = read_json(folder / CKPT_CONFIG)
     if not isinstance(meta, dict) or "heads" not in meta:
         raise CheckpointError(f"{folder / CKPT_META}: missing or unreadable (not a walkless checkpoint?)")

@@ -19,6 +19,7 @@ from core.variants import BASES, MODIFIERS, parse_variant, train_tasks
 
 LR_SCHEDULES = ("constant", "linear")  # what ``core.setup.lr_factor`` knows
 RROBIN_SUBSETS = ("fixed", "fresh")  # what ``core.schedules`` draws rrobin's examples by
+GRAD_SURGERIES = ("none", "pcgrad", "gradvac")  # what ``core.surgery`` does to the summed step's gradients
 SST_HEADS, PAIR_INPUTS = ("linear", "mlp", "lstm"), ("bi", "cross")  # the heads ``core.multitask`` builds
 RUN_RECORD = ("tasks", "encoder_dir", "data_sizes", "torch", "schedule_plan")  # what a run's config.json adds
 Check = tuple[Callable[[Any], bool], str]  # (predicate, what it asks for in words)
@@ -139,7 +140,7 @@ class TrainConfig:
                                     "the shared weights where they conflict before summing them: pcgrad (project "
                                     "onto the normal plane of a conflicting task's gradient, Yu et al. 2020) or "
                                     "gradvac (raise each pair's cosine to an adaptive target, Wang et al. 2021)",
-                            choices=("none", "pcgrad", "gradvac"))
+                            choices=GRAD_SURGERIES)
     gradvac_beta: float = opt(0.01, "--grad-surgery gradvac: the rate of the moving average of each task pair's "
                                     "target cosine", check=(lambda v: 0 <= v <= 1, "in [0, 1]"))
     temperature: float = opt(5.0, "annealed sampling: final T of p_t ∝ n_t^(1/T) (5 = BERT-and-PALs)",

@@ -38,6 +38,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import FORMAT, MANIFEST, load_checkpoint, save_model, verify_checkpoint
+from core.checkpoint import FORMAT, load_checkpoint, save_model, verify_checkpoint
 from core.data import TASKS, Batch, TaskData, load_task
 from core.encoders import CheckpointError, load_tokenizer
 from core.evaluate import outputs, task_report
 from core.multitask import MultitaskBert, predictions
 from core.report import overall
-from core.runs import checkpoint_path, copy_tokenizer, read_json
+from core.runs import (
+    CKPT_MANIFEST,
+    CKPT_META,
+    RunFolder,
+    RunState,
+    checkpoint_path,
+    copy_tokenizer,
+    read_json,
+)
 
 KIND = "ensemble"
 PROBE = "Walkless probes the tokenizer: Ünïcode, UPPER case, numbers 12345 and rare-word sesquipedalian."
@@ -99,7 +108,7 @@ class EnsembleHeads:
 class MemberEncoders:
     """``Ensemble.bert``: the members' encoders packed and unpacked together (``core.evaluate.frozen``)."""
 
-    def __init__(self, members: nn.ModuleList):
+    def __init__(self, members: Sequence[MultitaskBert]):
         self.members = members
 
     @property
@@ -128,7 +137,7 @@ class Ensemble(nn.Module):
         inputs = {m.heads.pair_input for m in members}
         if len(inputs) > 1:
             raise ValueError(f"members mix pair inputs {sorted(inputs)}; an ensemble collates each batch once")
-        self.members = nn.ModuleList(members)
+        self.members: Sequence[MultitaskBert] = nn.ModuleList(members)  # type: ignore[assignment]  # of the members
         tasks = [t for t in TASKS if any(t in m.heads.tasks for m in members)]
         self.heads = EnsembleHeads(tuple(tasks), inputs.pop())
         self.bert = MemberEncoders(self.members)
@@ -292,27 +301,27 @@ def write_folder(tmp: Path, result: EnsembleResult, members: list[Member], data_
             "heads": {"tasks": tasks, "pair_input": members[0].model.heads.pair_input},
             "members": result.members, "dev": result.dev, "leave_one_out": result.leave_one_out,
             "data_dir": None if data_dir is None else str(data_dir)}
-    (tmp / "walkless.json").write_text(json.dumps(meta, indent=2))
+    (tmp / CKPT_META).write_text(json.dumps(meta, indent=2))
     run_files(tmp, meta, result)
     files = {f.name: {"size": f.stat().st_size, "sha256": sha256(f)} for f in sorted(tmp.iterdir()) if f.is_file()}
-    (tmp / MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=2))
+    (tmp / CKPT_MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=2))
 
 
 def run_files(folder: Path, meta: dict, result: EnsembleResult) -> None:
     """The files that make the app list the folder as a finished run (core.runs): its config, state, the best
     checkpoint (the folder itself) and, when evaluated, one epoch record with the dev reports."""
-    now = time.time()
-    (folder / "config.json").write_text(json.dumps({"variant": meta["variant"], "kind": KIND, "tasks": meta["tasks"],
+    now, run = time.time(), RunFolder(folder)
+    run.config_file.write_text(json.dumps({"variant": meta["variant"], "kind": KIND, "tasks": meta["tasks"],
                                                     "encoder": meta["encoder"], "epochs": 0,
                                                     "members": [m["source"] for m in result.members]}, indent=2))
-    (folder / "status.json").write_text(json.dumps({"state": "finished", "epoch": 0, "epochs": 0, "step": 0,
+    run.status_file.write_text(json.dumps({"state": RunState.FINISHED, "epoch": 0, "epochs": 0, "step": 0,
                                                     "started": now, "updated": now, "message": None}))
-    (folder / "best.json").write_text(json.dumps({"path": ".", "epoch": 0, "step": 0, "dev": result.dev}))
+    run.pointer_file("best").write_text(json.dumps({"path": ".", "epoch": 0, "step": 0, "dev": result.dev}))
     lines = []
     if result.dev:
         lines.append({"kind": "epoch", "time": round(now, 3), "epoch": 0, "step": 0, "dev": result.dev})
         lines += [{"kind": "report", "time": round(now, 3), "epoch": 0, "step": 0, **r} for r in result.reports.values()]
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    run.metrics_file.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
 
 
 def sha256(path: Path) -> str:
@@ -333,11 +342,11 @@ def load_ensemble(folder: Path, meta: dict, device: str | torch.device = "cpu") 
     it."""
     names = [m.get("name") for m in meta.get("members") or [] if isinstance(m, dict)]
     if not names or not all(isinstance(n, str) for n in names):
-        raise CheckpointError(f"{folder / 'walkless.json'}: an ensemble without a list of members")
+        raise CheckpointError(f"{folder / CKPT_META}: an ensemble without a list of members")
     models = []
-    for name in names:
+    for name in map(str, names):
         member = folder / "members" / name
-        if not (member / "walkless.json").is_file():
+        if not (member / CKPT_META).is_file():
             raise CheckpointError(f"{member}: ensemble member missing")
         verify_checkpoint(member, hashes=False)
         models.append(load_checkpoint(member, device)[0])
@@ -346,4 +355,4 @@ def load_ensemble(folder: Path, meta: dict, device: str | torch.device = "cpu") 
 
 def is_ensemble(path: str | Path) -> bool:
     """Whether ``path`` is an ensemble folder."""
-    return (read_json(Path(path) / "walkless.json") or {}).get("kind") == KIND
+    return (read_json(Path(path) / CKPT_META) or {}).get("kind") == KIND

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import torch
 
-METHODS = ("none", "pcgrad", "gradvac")
+from core.config import GRAD_SURGERIES
 
 
 def pcgrad_one(g: torch.Tensor, others: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -61,8 +61,8 @@ class GradSurgery:
     """PCGrad or GradVac over flat task gradients; ``combine`` returns the sum to step on."""
 
     def __init__(self, method: str, beta: float = 0.01, seed: int = 0):
-        if method not in METHODS[1:]:
-            raise ValueError(f"grad surgery {method!r}: choose {' or '.join(METHODS[1:])}")
+        if method not in GRAD_SURGERIES[1:]:
+            raise ValueError(f"grad surgery {method!r}: choose {' or '.join(GRAD_SURGERIES[1:])}")
         self.method, self.beta = method, beta
         self.rng = random.Random(f"{seed}:grad-surgery")  # its own: the data order stays that of a plain run
         self.targets: dict[str, float] = {}  # GradVac's φ̂ per ordered pair "i>j"
@@ -96,7 +96,7 @@ class GradSurgery:
         self.targets = {str(k): float(v) for k, v in state["targets"].items()}
 
     def backward(self, tasks: Sequence[str], losses: Sequence[torch.Tensor],
-                 params: Sequence[torch.nn.Parameter]) -> None:
+                 params: Sequence[torch.Tensor]) -> None:
         """The losses of the iteration's task batches (``tasks``: one name each, a task may repeat; each loss its own
         graph) -> ``.grad`` of ``params``. Parameters are grouped by the tasks whose gradients reach them (the
         encoder: all; the relational layer: the pair tasks; a head: its task); each group of two or more tasks
@@ -105,7 +105,7 @@ class GradSurgery:
         for t, loss in zip(tasks, losses, strict=True):
             by_task[t] = by_task[t] + loss if t in by_task else loss
         if len(by_task) < 2:  # one task: nothing to disagree with
-            sum(by_task.values()).backward()
+            next(iter(by_task.values())).backward()
             return
         names = list(by_task)
         grads = {t: torch.autograd.grad(by_task[t], params, retain_graph=k < len(names) - 1, allow_unused=True)
@@ -128,7 +128,7 @@ class GradSurgery:
                 offset += n
 
 
-def _accumulate(p: torch.nn.Parameter, g: torch.Tensor) -> None:
+def _accumulate(p: torch.Tensor, g: torch.Tensor) -> None:
     """Add ``g`` into ``p.grad`` as ``backward`` would."""
     if p.grad is None:
         p.grad = g.detach().clone()
