@@ -371,6 +371,15 @@ def load_run(run_dir: str | Path, metrics: bool = True) -> RunInfo:
     )
 
 
+def list_runs(runs_dir: str | Path) -> list[RunInfo]:
+    """Every run folder (one with a config.json or status.json) under ``runs_dir``, newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    runs = [load_run(p) for p in runs_dir.iterdir() if p.is_dir() and RunFolder(p).is_run()]
+    return sorted(runs, key=lambda r: r.started or 0, reverse=True)
+
+
 def best_metrics(run_dir: str | Path) -> dict[str, float]:
     """For each dev metric, the best value over the epochs (max; all our metrics are higher-better)."""
     best: dict[str, float] = {}
