@@ -106,12 +106,16 @@ def train_config(a: argparse.Namespace) -> TrainConfig:
 
 
 def progress_bar() -> tuple[Progress, Callable[[int, int, int], None]]:
-    """A rich progress bar (on stderr, drawn only on a terminal) and the callback that moves it."""
+    """A rich progress bar (on stderr, drawn only on a terminal) and the callback that moves it. The bar starts
+    at the first step: a run that fails before one leaves no empty bar line above its error."""
     bar = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+                   auto_refresh=console.is_terminal)
     tasks: dict[int, TaskID] = {}
 
     def update(epoch: int, done: int, total: int) -> None:
+        if not bar.live.is_started and console.is_terminal:
+            bar.start()
         if epoch not in tasks:
             tasks[epoch] = bar.add_task("train", total=total, epoch=epoch)
         bar.update(tasks[epoch], completed=done, total=total)
@@ -128,15 +132,30 @@ def cmd_train(a: argparse.Namespace) -> int:
                          f"{', '.join(flag(o) for o in other)})")
     config = None if a.resume else train_config(a)
     bar, update = progress_bar()
-    with bar:
+    try:
         if config is None:
             run_dir = resume(a.resume, epochs=getattr(a, "epochs", None), threads=getattr(a, "threads", None),
                              progress=update)
         else:
             run_dir = train(config, progress=update)
-    console.print(f"[green]run finished:[/] {run_dir}")
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+    console.print(run_outcome(run_dir), soft_wrap=True)
     print(run_dir)
     return 0
+
+
+def run_outcome(run_dir: Path) -> str:
+    """The line that ends ``walkless train``: finished, or stopped with its checkpoint step and the resume command
+    (rich markup)."""
+    from core.runs import read_json
+
+    status = read_json(run_dir / "status.json", {}) or {}
+    if status.get("state") == "stopped":
+        return (f"[yellow]run stopped at step {status.get('step', '?')}:[/] {escape(str(run_dir))} (its checkpoint "
+                f"is kept; continue with `walkless train --resume {escape(str(run_dir))}`)")
+    return f"[green]run finished:[/] {escape(str(run_dir))}"
 
 
 def _dev_sets(model, tok, data_dir: Path) -> dict:
@@ -182,6 +201,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
         a.predict_parser.error("--out and --data-dir only go with --all")
     if not a.all and missing:
         a.predict_parser.error(f"give --task, --input and --output (missing {', '.join(missing)}), or --all --out DIR")
+    if not a.all and not Path(a.output).absolute().parent.is_dir():
+        raise ValueError(f"--output {a.output}: its folder {Path(a.output).absolute().parent} does not exist "
+                         f"(create it first)")
     from core.checkpoint import load_checkpoint
     from core.data import demo_data_dir, read_examples, tokenize
     from core.evaluate import predict

@@ -6,6 +6,7 @@ allowed values and range. The CLI's flags (``--batch-size`` for ``batch_size``, 
 from __future__ import annotations
 
 import json
+import math
 import types
 import typing
 from collections.abc import Callable
@@ -27,6 +28,8 @@ AT_LEAST_0: Check = (lambda v: v >= 0, "at least 0")
 AT_LEAST_1: Check = (lambda v: v >= 1, "at least 1")
 POSITIVE: Check = (lambda v: v > 0, "positive")
 FRACTION: Check = (lambda v: 0 <= v < 1, "in [0, 1)")
+# a learning rate: past 1, AdamW's first step alone moves every weight by about the lr (diverges at once)
+LEARNING_RATE: Check = (lambda v: 0 < v <= 1, "in (0, 1]")
 FAST_SMART = {"steps": 0, "dropout_off": False, "same_masks": True}  # what ``SmartConfig.fast()`` changes
 
 
@@ -83,7 +86,7 @@ class TrainConfig:
     epochs: int = opt(10, "epochs (with --resume: the new total)", check=AT_LEAST_1, form="main")
     batch_size: int = opt(64, "examples per task batch", check=AT_LEAST_1, form="main")
     lr: float | None = opt(None, "learning rate (default 1e-3 for pretrain, 1e-5 otherwise, the report's)",
-                           check=POSITIVE, form="main")
+                           check=LEARNING_RATE, form="main")
     seed: int = opt(0, "random seed", form="main")
     dropout: float = opt(0.3, "the task heads' dropout (the report's code: its 'hidden dropout 0.3' is the heads')",
                          check=FRACTION, form="main")
@@ -287,6 +290,8 @@ def check_value(f: Field, kind: type, value: Any) -> str | None:
         typed = isinstance(value, typing.get_origin(kind) or kind)
     if not typed:
         return what
+    if kind is float and not math.isfinite(value):  # inf and nan pass a range check's comparisons or fail it oddly
+        return "a finite number"
     choices, check = f.metadata.get("choices"), f.metadata.get("check")
     if choices and value not in choices:
         return "one of " + ", ".join(choices)

@@ -7,7 +7,7 @@ scikit-learn's, which tests/test_evaluate.py checks), and the true and predicted
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -38,9 +38,10 @@ def frozen(model: MultitaskBert) -> Iterator[None]:
 
 @torch.inference_mode()
 def outputs(model: MultitaskBert, data: TaskData, batch_size: int = 128, device: str | torch.device = "cpu",
-            autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+            autocast_dtype: torch.dtype | None = None, on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
     """The model's raw output for every example of ``data``, in its order: (N, C) logits for SST and CFIMDB, (N,)
-    logits for the paraphrase task, (N,) unclamped scores for STS."""
+    logits for the paraphrase task, (N,) unclamped scores for STS. ``on_batch(n)`` is told after each batch of
+    ``n`` examples (a progress bar; an exception it raises stops the evaluation)."""
     out: torch.Tensor | None = None
     # Batches of similar length pad little; a pair pads both sides to the longer one, so sort by that.
     lengths = data.lengths if data.tokens_b is None else [max(len(a), len(b)) for a, b in
@@ -54,15 +55,17 @@ def outputs(model: MultitaskBert, data: TaskData, batch_size: int = 128, device:
             if out is None:
                 out = torch.empty((len(data), *o.shape[1:]), dtype=torch.float32)
             out[idx] = o
+            if on_batch is not None:
+                on_batch(len(idx))
     return out if out is not None else torch.empty(0)
 
 
 def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device: str | torch.device = "cpu",
-            autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+            autocast_dtype: torch.dtype | None = None, on_batch: Callable[[int], None] | None = None) -> torch.Tensor:
     """Predictions for every example of ``data``, in its order: class ids, or 0..5 scores for STS."""
     if len(data) == 0:
         return torch.empty(0)
-    return predictions(data.task, outputs(model, data, batch_size, device, autocast_dtype)).float()
+    return predictions(data.task, outputs(model, data, batch_size, device, autocast_dtype, on_batch)).float()
 
 
 def class_scores(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.ndarray]:
@@ -101,14 +104,16 @@ def task_report(task: str, labels: np.ndarray, preds: np.ndarray) -> tuple[dict[
 
 
 def evaluate(model: MultitaskBert, datasets: dict[str, TaskData], batch_size: int = 128,
-             device: str | torch.device = "cpu") -> tuple[dict[str, float], dict[str, dict]]:
-    """Evaluate every labelled dataset: ``({"sst/acc": ..., "sts/pearson": ...}, {task: report})``."""
+             device: str | torch.device = "cpu", on_batch: Callable[[int], None] | None = None
+             ) -> tuple[dict[str, float], dict[str, dict]]:
+    """Evaluate every labelled dataset: ``({"sst/acc": ..., "sts/pearson": ...}, {task: report})``; ``on_batch``
+    as ``outputs``'s."""
     metrics, reports = {}, {}
     with frozen(model):
         for task, data in datasets.items():
             if data.labels is None:
                 continue
-            preds = predict(model, data, batch_size, device).numpy()
+            preds = predict(model, data, batch_size, device, on_batch=on_batch).numpy()
             m, r = task_report(task, data.labels.float().numpy(), preds)
             metrics.update(m)
             reports[task] = r

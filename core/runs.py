@@ -3,7 +3,8 @@
 Layout of ``RUNS_DIR/NAME``::
 
     config.json        the TrainConfig, plus encoder, data sizes (written once, atomically)
-    status.json        state (``RunState``: running, finished, failed, stopped), pid, epoch/step progress, times
+    status.json        state (``RunState``: running, finished, failed, stopped), pid, epoch/step progress, phase
+                       (training or evaluating), times
     metrics.jsonl      one JSON object per line: {"kind": "step"|"epoch"|"report"|"calibration", ...} (a SMART
                        run's step records add its unweighted terms ``smart_rs`` and ``bregman``; with
                        --calibrate-para, each epoch's fitted paraphrase offset comes before its "epoch" record)
@@ -50,6 +51,7 @@ class RunState(str, Enum):
     FINISHED = "finished"
     STOPPED = "stopped"
     FAILED = "failed"
+    DAMAGED = "damaged"  # never written: config.json or status.json cannot be read as a run's (``RunInfo.reason``)
 
     def __str__(self) -> str:
         return self.value
@@ -301,6 +303,59 @@ def _pid_alive(pid: int) -> bool:
 
 
 @dataclass
+class Pace:
+    """How fast a run goes, from the times of its logged records (``pace``): a smoothed steps-per-second rate,
+    the last logged step and its time, and the seconds of a dev evaluation (from an epoch's last logged step to
+    its ``epoch`` record)."""
+
+    rate: float | None = None
+    step: int = 0
+    time: float | None = None
+    eval_seconds: float | None = None
+    evals_done: int = 0
+
+    def eta(self, total_steps: int, epochs: int, now: float, evaluating_since: float | None = None) -> float | None:
+        """Seconds left: the steps left at the smoothed rate, less the time since the last logged step, plus the
+        dev evaluations left (the one under way counted from ``evaluating_since``). None before a rate exists."""
+        if not self.rate or self.time is None or not total_steps:
+            return None
+        steps_left = max(0, total_steps - self.step) / self.rate
+        evals_left = max(0, epochs - self.evals_done)
+        evals = (self.eval_seconds or 0.0) * evals_left
+        if evaluating_since is not None:  # the time since the last step went into this evaluation
+            under_way = min(now - evaluating_since, self.eval_seconds or 0.0)
+            return max(0.0, steps_left + evals - under_way)
+        return max(0.0, steps_left - (now - self.time)) + evals
+
+
+def pace(records: list[dict], smoothing: float = 0.7) -> Pace:
+    """A run's ``Pace`` from its metrics records in order. The rate is an EMA (weight ``smoothing`` on the past)
+    of each interval's steps per second between logged steps (records written together count once, at their
+    last step); an interval that spans a dev evaluation, a stop or a resume is left out."""
+    out, evals = Pace(), []
+    prev: tuple[int, float] | None = None  # (step, time) of the last logged step (or epoch end)
+    for r in records:
+        t, step, kind = r.get("time"), r.get("step"), r.get("kind")
+        if not isinstance(t, (int, float)) or not isinstance(step, int) or isinstance(step, bool):
+            continue
+        if kind == "epoch":
+            if prev is not None and t >= prev[1]:
+                evals.append(t - prev[1])
+            out.evals_done += 1
+            prev = (step, t)  # the next interval starts after the evaluation
+        elif kind == "step":
+            if prev is not None and t > prev[1] and step > prev[0]:
+                rate = (step - prev[0]) / (t - prev[1])
+                if out.rate is None or rate > out.rate / 20:  # far slower: a pause (stopped, then resumed)
+                    out.rate = rate if out.rate is None else smoothing * out.rate + (1 - smoothing) * rate
+            if prev is None or t > prev[1] or step > prev[0]:
+                prev = (step, t) if prev is None or t > prev[1] else (step, prev[1])
+            out.step, out.time = step, t
+    out.eval_seconds = sum(evals) / len(evals) if evals else None
+    return out
+
+
+@dataclass
 class RunInfo:
     """What a list of runs shows, read from one run folder."""
 
@@ -319,6 +374,11 @@ class RunInfo:
     dev: dict[str, float] = field(default_factory=dict)
     seconds_per_epoch: float | None = None
     config: dict = field(default_factory=dict)
+    reason: str | None = None  # why a ``damaged`` run's files cannot be read (names the file)
+    phase: str | None = None  # "training" or "evaluating" (the dev evaluation after an epoch), while running
+    evaluating_since: float | None = None  # when the dev evaluation under way began
+    pace: Pace | None = None  # from the logged steps' times (``pace``); None when metrics were not read
+    history: list[float] = field(default_factory=list)  # per epoch: the mean of its numeric dev metrics' values
 
     @property
     def elapsed(self) -> float | None:
@@ -329,10 +389,12 @@ class RunInfo:
 
     @property
     def eta(self) -> float | None:
-        """Seconds left, from the pace so far (running runs only)."""
-        if self.state != RunState.RUNNING or not self.step or not self.total_steps or self.elapsed is None:
+        """Seconds left (running runs only), from ``pace``: the logged steps' smoothed rate and the dev
+        evaluations' time; None until two steps were logged."""
+        if self.state != RunState.RUNNING or self.pace is None:
             return None
-        return self.elapsed / self.step * max(0, self.total_steps - self.step)
+        since = self.evaluating_since if self.phase == "evaluating" else None
+        return self.pace.eta(self.total_steps, self.epochs, time.time(), since)
 
 
 def run_state(status: dict) -> RunState:
@@ -346,28 +408,85 @@ def run_state(status: dict) -> RunState:
     return RunState(state) if state in written else RunState.FAILED
 
 
+def read_object(path: Path) -> tuple[dict, str | None]:
+    """A JSON object file -> (its dict, None); ({}, None) when it does not exist; ({}, why) when it exists but
+    is not a readable JSON object (the reason names the file)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, UnicodeDecodeError) as e:
+        return {}, f"{path.name}: unreadable ({getattr(e, 'strerror', None) or e})"
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        return {}, f"{path.name}: not JSON (line {e.lineno}: {e.msg})"
+    if not isinstance(obj, dict):
+        return {}, f"{path.name}: {type(obj).__name__} where an object of settings belongs"
+    return obj, None
+
+
+# the fields a run listing reads, with the types it reads them as (hand-edited or foreign files get them wrong)
+SHAPES = {CONFIG_FILE: {"variant": str, "tasks": list, "epochs": int},
+          STATUS_FILE: {"epoch": int, "epochs": int, "step": int, "total_steps": int, "started": (int, float),
+                          "updated": (int, float), "message": str}}
+
+
+def shape_problems(name: str, obj: dict) -> list[str]:
+    """What in ``obj`` (the contents of run file ``name``) has the wrong type, as 'FILE: KEY is a T'."""
+    out = []
+    for key, kind in SHAPES[name].items():
+        value = obj.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            out.append(f"{name}: {key} is a {type(value).__name__}")
+    return out
+
+
+def dev_history(epochs: list[dict]) -> list[float]:
+    """Each ``epoch`` record's mean over its numeric dev values (a run's trend, e.g. for a sparkline)."""
+    out = []
+    for r in epochs:
+        dev = r.get("dev") if isinstance(r.get("dev"), dict) else {}
+        values = [v for v in dev.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if values:
+            out.append(sum(values) / len(values))
+    return out
+
+
 def load_run(run_dir: str | Path, metrics: bool = True) -> RunInfo:
     """One run folder as a list shows it: state, progress and times from status.json, variant and tasks from
-    config.json, the last dev metrics and the pace from metrics.jsonl (not read without ``metrics``: the
-    monitor reads it incrementally)."""
+    config.json, the last dev metrics, their trend and the pace from metrics.jsonl (not read without
+    ``metrics``: the monitor reads it incrementally). State ``damaged`` (with ``reason``) when config.json or
+    status.json is not JSON, not an object, or holds a listed field of the wrong type."""
     folder = RunFolder(run_dir)
     run_dir = folder.path
-    status = read_json(folder.status_file, {}) or {}
-    config = read_json(folder.config_file, {}) or {}
-    epochs = [r for r in read_metrics(run_dir) if r.get("kind") == "epoch"] if metrics else []
+    status, status_problem = read_object(folder.status_file)
+    config, config_problem = read_object(folder.config_file)
+    problems = [p for p in (config_problem, status_problem) if p]
+    problems += shape_problems(CONFIG_FILE, config) + shape_problems(STATUS_FILE, status)
+    if problems:
+        return RunInfo(path=run_dir, name=run_dir.name, state=RunState.DAMAGED, reason="; ".join(problems),
+                       variant=str(config.get("variant", "?")), config=config if not config_problem else {})
+    records = read_metrics(run_dir) if metrics else []
+    epochs = [r for r in records if r.get("kind") == "epoch"]
     last = epochs[-1] if epochs else {}
     secs = [r["seconds"] for r in epochs if isinstance(r.get("seconds"), (int, float))]
     state = run_state(status)
     message = status.get("message")
     if state == RunState.FAILED and status.get("state") == RunState.RUNNING:
         message = message or "the training process is gone (crashed or killed)"
+    dev = last.get("dev") if isinstance(last.get("dev"), dict) else {}
     return RunInfo(
         path=run_dir, name=run_dir.name, state=state, variant=str(config.get("variant", "?")),
-        tasks=list(config.get("tasks", [])), epoch=int(status.get("epoch", 0) or 0),
+        tasks=[str(t) for t in config.get("tasks", [])], epoch=int(status.get("epoch", 0) or 0),
         epochs=int(status.get("epochs", config.get("epochs", 0)) or 0), step=int(status.get("step", 0) or 0),
         total_steps=int(status.get("total_steps", 0) or 0), started=status.get("started"),
-        updated=status.get("updated"), message=message, dev=dict(last.get("dev", {})),
+        updated=status.get("updated"), message=message,
+        dev={k: v for k, v in dev.items() if isinstance(v, (int, float))},
         seconds_per_epoch=sum(secs) / len(secs) if secs else None, config=config,
+        phase=status.get("phase") if state == RunState.RUNNING else None, pace=pace(records) if metrics else None,
+        history=dev_history(epochs),
+        evaluating_since=status.get("evaluating_since") if isinstance(status.get("evaluating_since"), float) else None,
     )
 
 
@@ -378,6 +497,28 @@ def list_runs(runs_dir: str | Path) -> list[RunInfo]:
         return []
     runs = [load_run(p) for p in runs_dir.iterdir() if p.is_dir() and RunFolder(p).is_run()]
     return sorted(runs, key=lambda r: r.started or 0, reverse=True)
+
+
+ARCHIVE = ".archive"  # RUNS_DIR/.archive/NAME: runs put aside (listings skip folders starting with a dot)
+
+
+def archive_run(run_dir: str | Path) -> Path:
+    """Move a run folder into ``RUNS_DIR/.archive/`` (a rename: nothing is deleted; a taken name gets a suffix);
+    returns its new folder. A run that a process is writing (its lock held) is refused."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run folder")
+    lock = RunLock(run_dir)
+    if (run_dir / LOCK_FILE).exists():
+        lock.acquire()  # raises while a training process holds it
+        lock.release()
+    folder = run_dir.parent / ARCHIVE
+    folder.mkdir(exist_ok=True)
+    dest, i = folder / run_dir.name, 1
+    while dest.exists():
+        dest, i = folder / f"{run_dir.name}-{i}", i + 1
+    os.rename(run_dir, dest)
+    return dest
 
 
 def best_metrics(run_dir: str | Path) -> dict[str, float]:
@@ -397,10 +538,13 @@ def checkpoint_path(run_or_ckpt: str | Path, which: str = "best") -> Path:
     if any((p / f).is_file() for f in (CKPT_META, CKPT_MANIFEST, CKPT_WEIGHTS)):
         return p  # a checkpoint folder (perhaps damaged: loading names what is missing)
     folder = RunFolder(p)
+    if p.is_file():
+        raise RunError(f"{p}: a file, not a run or checkpoint folder (give the folder that holds it)")
     pointer = read_json(folder.pointer_file(which)) or read_json(folder.pointer_file("last"))
     if not p.is_dir():
         raise RunError(f"{p}: no such run or checkpoint folder")
-    if not pointer or not (p / pointer.get("path", "") / CKPT_META).is_file():
+    if not isinstance(pointer, dict) or not isinstance(pointer.get("path"), str) \
+            or not (p / pointer["path"] / CKPT_META).is_file():
         raise RunError(f"{p}: no checkpoint yet (no {which}.json pointing at a saved checkpoint)")
     return p / pointer["path"]
 

@@ -17,13 +17,13 @@ from core.encoders import default_pooling, load_pretrained, load_tokenizer, read
 from core.multitask import HeadConfig, MultitaskBert
 from core.runs import RunFolder, write_json_atomic
 from core.schedules import SCHEDULES, ScheduleOptions, make_plan, plan_steps
-from core.variants import MULTITASK, Variant, judged_tasks, parse_variant, train_tasks
+from core.variants import MULTITASK, Variant, judged_tasks, parse_variant, train_tasks, variant_defaults
 
 log = logging.getLogger("walkless.train")
 
 
 def default_lr(variant: Variant) -> float:
-    return 1e-3 if variant.base == "pretrain" else 1e-5
+    return float(variant_defaults(variant)["lr"])
 
 
 def seed_everything(seed: int) -> None:

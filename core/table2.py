@@ -135,6 +135,7 @@ def run_table2(t: Table2Config, on_row: Any = None) -> dict:
     Path(t.runs_dir).mkdir(parents=True, exist_ok=True)
     table = write_table2(t)
     for row in t.rows:
+        write_table2(t, training=row)  # readers (the app) see the row as "training" until it ends
         what = train_row(row, t)
         table = write_table2(t)
         if on_row is not None:
@@ -145,11 +146,13 @@ def run_table2(t: Table2Config, on_row: Any = None) -> dict:
 
 
 # --- the table --------------------------------------------------------------------------------------
-def row_result(row: str, t: Table2Config) -> dict[str, Any]:
+def row_result(row: str, t: Table2Config, training: bool = False) -> dict[str, Any]:
     """One row of the table from its run folder: the best checkpoint's dev metrics (chosen by the trained
-    tasks' mean), mean seconds per training epoch, wall seconds, and the report's numbers."""
+    tasks' mean), mean seconds per training epoch, wall seconds, and the report's numbers. Its state is
+    "training" while this sweep trains it (``training``) or a process is writing its folder."""
     folder = RunFolder(Path(t.runs_dir) / row_dir_name(row))
-    out: dict[str, Any] = {"row": row, "run": row_dir_name(row), "report": REPORT_TABLE2[row], "state": "not run"}
+    state = "training" if training else "not run"
+    out: dict[str, Any] = {"row": row, "run": row_dir_name(row), "report": REPORT_TABLE2[row], "state": state}
     if not folder.config_file.is_file():
         return out
     info = folder.info()
@@ -158,7 +161,8 @@ def row_result(row: str, t: Table2Config) -> dict[str, Any]:
     dev = best.get("dev") or {}
     epochs = [r for r in read_metrics(folder.path) if r.get("kind") == "epoch"]
     wall = round(info.updated - info.started, 1) if info.started and info.updated else None
-    out.update(state=info.state, epochs_done=len(epochs), epochs=cfg.get("epochs"), best_epoch=best.get("epoch"),
+    out.update(state="training" if training or info.state.active else str(info.state), epochs_done=len(epochs),
+               epochs=cfg.get("epochs"), best_epoch=best.get("epoch"),
                batch_size=cfg.get("batch_size"), lr=cfg.get("lr"), train_sizes={k: v.get("train") for k, v in
                                                                                  (cfg.get("data_sizes") or {}).items()},
                seconds_per_epoch=None if info.seconds_per_epoch is None else round(info.seconds_per_epoch, 1),
@@ -166,14 +170,16 @@ def row_result(row: str, t: Table2Config) -> dict[str, Any]:
     return out
 
 
-def write_table2(t: Table2Config) -> dict:
-    """Rewrite ``table2.json`` and ``table2.md`` in the runs folder from the row folders; returns the JSON."""
+def write_table2(t: Table2Config, training: str | None = None) -> dict:
+    """Rewrite ``table2.json`` and ``table2.md`` in the runs folder from the row folders (row ``training`` marked
+    as being trained); returns the JSON."""
     root = Path(t.runs_dir)
     old = read_json(root / TABLE2_FILE) or {}
     commands = list(old.get("commands", []))
     if t.command and t.command not in commands:
         commands.append(t.command)
-    rows = [row_result(r, t) for r in ROWS if r in t.rows or RunFolder(root / row_dir_name(r)).config_file.is_file()]
+    rows = [row_result(r, t, r == training) for r in ROWS
+            if r in t.rows or RunFolder(root / row_dir_name(r)).config_file.is_file()]
     from core.bench import machine
 
     table = {"commands": commands, "machine": machine(), "updated": time.time(),

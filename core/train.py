@@ -148,6 +148,9 @@ def run(trainer: Trainer, lock: RunLock | None = None, progress: Progress | None
     checkpoint that ``--resume`` continues from; a second Ctrl-C aborts at once."""
     trainer.on_progress = progress if trainer.is_main else None
     handler = attach_log(trainer.run_dir) if trainer.is_main else None
+    if trainer.is_main and status.get("resumed_from"):  # in train.log too (the app's log tail shows that file)
+        log.info("resumed from checkpoint %s (epoch %d, step %d)", status["resumed_from"], trainer.epoch,
+                 trainer.step)
     trainer.status(**{"state": RunState.RUNNING, "pid": os.getpid(), "started": time.time(),
                       "epochs": trainer.config.epochs, "epoch": trainer.epoch, "step": trainer.step, "message": None,
                       "world_size": trainer.dist.world, **status})
@@ -186,8 +189,9 @@ def run(trainer: Trainer, lock: RunLock | None = None, progress: Progress | None
             handler.close()
         if lock is not None:
             lock.release()
-    trainer.status(state=RunState.STOPPED if trainer.stop_requested else RunState.FINISHED,
-                   message="stopped on request; continue with --resume" if trainer.stop_requested else None)
+    # the step and epoch of the checkpoint a stop saved (status.json is otherwise rewritten every few iterations)
+    trainer.status(state=RunState.STOPPED if trainer.stop_requested else RunState.FINISHED, step=trainer.step,
+                   epoch=trainer.epoch, phase=None, message="stopped on request; continue with --resume" if trainer.stop_requested else None)
     shutdown(trainer.dist)
     return trainer.run_dir
 

@@ -260,7 +260,7 @@ class Trainer:
             if self.on_progress is not None:
                 self.on_progress(epoch, i + 1, len(plan))
             if i % 5 == 0 or i == len(plan) - 1:
-                self.status(epoch=epoch, step=self.step, total_steps=self.total_steps)
+                self.status(epoch=epoch, step=self.step, total_steps=self.total_steps, phase="training")
             if any_rank(self.stop_requested, self.dist, self.device):
                 self.stop_requested = True
                 if i < len(plan) - 1:
@@ -272,6 +272,9 @@ class Trainer:
         self.flush_losses()
         seconds = time.time() - self.epoch_started
         self.epoch_seconds = 0.0
+        # the app shows the phase (and times the dev evaluation into its ETA) instead of a bar stuck near its end
+        self.status(epoch=epoch, step=self.step, total_steps=self.total_steps, phase="evaluating",
+                    evaluating_since=time.time())
         with self.averaged_weights():
             self.calibrate()
             dev, reports = evaluate(self.model, self.setup.dev, self.config.eval_batch_size, self.device)

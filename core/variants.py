@@ -17,6 +17,33 @@ REPORT_VARIANTS = ("pretrain", "finetune", "finetune+smart", "rrobin", "rrobin+s
                    "rrobin-full", "rrobin-full+smart", "rrobin-full+rlayer")
 
 
+# one line per base and modifier, for the launch form (the schedules in full: core/schedules.py)
+ABOUT = {
+    "pretrain": "SST alone with the encoder frozen: only the task head learns (the report's baseline)",
+    "finetune": "one task (the task field) alone, the whole encoder trained",
+    "rrobin": "SST, Quora, STS in turn, one batch each per iteration; as many iterations as STS has batches",
+    "rrobin-pre": "rrobin after a Quora-only pass at the start of the first epoch(s) (--pre-epochs)",
+    "rrobin-full": "rrobin over all of Quora each epoch, SST and STS in smaller batches beside it (the report's "
+                   "interleaved)",
+    "proportional": "each step samples its task with probability ∝ its training-set size",
+    "annealed": "proportional at first, then towards uniform (temperature), as in BERT-and-PALs",
+    "rlayer": "+rlayer: a relational layer shared by the pair tasks",
+    "smart": "+smart: SMART adversarial regularization (about 3x a plain step)",
+}
+
+
+def describe_variant(text: str) -> str:
+    """One line saying what variant ``text`` trains (its base, then its modifiers)."""
+    v = parse_variant(text)
+    return "; ".join([ABOUT[v.base], *(ABOUT[m] for m in MODIFIERS if getattr(v, m))])
+
+
+def variant_defaults(v: Variant) -> dict[str, float | int]:
+    """The report's settings that depend on the variant (section 4.2): lr 1e-3 for pretrain (only a head
+    learns), 1e-5 otherwise; batch 16 under SMART, else 64."""
+    return {"lr": 1e-3 if v.base == "pretrain" else 1e-5, "batch_size": 16 if v.smart else 64}
+
+
 @dataclass(frozen=True)
 class Variant:
     base: str

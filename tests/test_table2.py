@@ -119,4 +119,4 @@ def test_a_row_another_process_trains_is_passed_over(tiny_encoder, tmp_path, cap
     assert main(one) == 0  # another live process "has" rrobin: the sweep goes on with finetune
     assert "rrobin busy" in capsys.readouterr().err
     rows = {r["row"]: r["state"] for r in read_table2(runs)["rows"]}
-    assert rows == {"finetune": "finished", "rrobin": "running"}
+    assert rows == {"finetune": "finished", "rrobin": "training"}  # being trained (by the other process)

@@ -11,6 +11,7 @@ The app only reads run folders (``core.runs``) and starts ``walkless train`` pro
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -44,6 +45,7 @@ class WalklessApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (WIDE, "-wide")]  # screens get a class the styles adapt to
     BINDINGS = [
         Binding("question_mark,f1", "help", "Help"),
+        Binding("f2", "export_svg", "Export SVG", show=False),
         Binding("ctrl+q", "quit", "Quit", show=False),
     ]
 
@@ -58,6 +60,7 @@ class WalklessApp(App):
         self.focus_run: str | None = None  # a run the Runs screen should highlight when it appears
         self.last_form: dict[str, str] = {}  # the launch form's fields when it was last left (restored next time)
         self.table2 = Path(table2).expanduser().absolute() if table2 is not None else None  # open on it
+        self.export_dir = Path.cwd()  # where f2 saves the screen as SVG
 
     def get_default_screen(self) -> Screen:
         return RunsScreen()
@@ -106,6 +109,17 @@ class WalklessApp(App):
     def go_runs(self) -> None:
         while len(self.screen_stack) > 1 and not isinstance(self.screen, RunsScreen):
             self.pop_screen()
+
+    def action_export_svg(self) -> None:
+        """Save what the screen shows (its plots and tables, as drawn) as an SVG file in ``export_dir``."""
+        screen = (self.screen.sub_title or type(self.screen).__name__).split(" · ")[0].replace(" ", "-")
+        name = f"walkless-{screen}-{time.strftime('%Y%m%d-%H%M%S')}.svg"
+        try:
+            path = self.save_screenshot(filename=name, path=str(self.export_dir))
+        except OSError as e:
+            self.notify(f"cannot write {self.export_dir / name}: {e}", title="export", severity="error")
+            return
+        self.notify(f"saved {display_path(path)}", title="export")
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

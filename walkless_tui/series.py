@@ -151,3 +151,17 @@ def bar(fraction: float, width: int = 10) -> str:
     """A text progress bar: ``█████░░░░░``."""
     filled = int(round(max(0.0, min(1.0, fraction)) * width))
     return "█" * filled + "░" * (width - filled)
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int = 8) -> str:
+    """The last ``width`` values as ``▁▃▅█`` (scaled between their own min and max; flat: all ``▄``)."""
+    values = [v for v in values if math.isfinite(v)][-width:]
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    if hi == lo:
+        return SPARKS[3] * len(values)
+    return "".join(SPARKS[round((v - lo) / (hi - lo) * (len(SPARKS) - 1))] for v in values)

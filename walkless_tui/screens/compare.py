@@ -18,13 +18,22 @@ from textual.widgets import DataTable, Footer, Header, Select, SelectionList, St
 from textual.widgets.selection_list import Selection
 
 from core.report import COLUMNS, ENCODER_NOTE, compare_rows
-from core.runs import METRICS_FILE, POINTERS, STATUS_FILE, RunError, RunFolder, RunInfo, read_metrics
+from core.runs import (
+    METRICS_FILE,
+    POINTERS,
+    STATUS_FILE,
+    RunError,
+    RunFolder,
+    RunInfo,
+    RunState,
+    read_metrics,
+)
 from core.table2 import METRICS as SWEEP_METRICS
 from core.table2 import ROWS as SWEEP_ROWS
 from core.table2 import read_table2
+from walkless_tui.constants import STATE_STYLE, middle_cut
 from walkless_tui.runindex import RunIndex, stamp
-from walkless_tui.screens.base import WalklessScreen
-from walkless_tui.screens.runs import STATE_STYLE
+from walkless_tui.screens.base import WIDE, WalklessScreen
 from walkless_tui.series import (
     config_differences,
     dev_series,
@@ -34,6 +43,7 @@ from walkless_tui.series import (
     fmt_value,
     loss_series,
 )
+from walkless_tui.widgets.checklist import CheckList
 from walkless_tui.widgets.plots import CurvePlot
 
 LOSS_PREFIX = "loss: "
@@ -164,13 +174,14 @@ class CompareScreen(WalklessScreen):
         self.rows: list[dict] = []
         self.differences: dict[str, dict] = {}
         self.updates = 0  # completed updates (tests wait on it)
+        self._choices: list[str] = []  # the metric dropdown's options
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="compare-body"):
             with Vertical(id="compare-side"):
-                yield Static("runs (space to choose)", classes="section-title")
-                yield SelectionList[str](id="compare-runs")
+                yield Static("runs (space: X chooses)", classes="section-title")
+                yield CheckList(id="compare-runs")
                 yield Static("metric", classes="section-title")
                 yield Select([], prompt="metric", id="compare-metric")
             with VerticalScroll(id="compare-main"):
@@ -204,7 +215,8 @@ class CompareScreen(WalklessScreen):
 
     @work(thread=True, exit_on_error=False, name="listing runs")
     def _list_runs(self) -> None:
-        runs = [r for r in self.index.scan() if RunFolder(r.path).config_file.exists()] if self.index else []
+        runs = [r for r in self.index.scan() if RunFolder(r.path).config_file.exists() and r.state != RunState.DAMAGED
+                ] if self.index else []
         self.from_thread(self._show_runs, runs)
 
     def _show_runs(self, runs: list[RunInfo]) -> None:
@@ -214,8 +226,11 @@ class CompareScreen(WalklessScreen):
         if self.table2_path is not None:  # the report's row order
             order = {name.replace("+", "_"): i for i, name in enumerate(SWEEP_ROWS)}
             runs = sorted(runs, key=lambda r: (order.get(r.name, len(order)), r.name))
+        highlighted = box.highlighted
         box.clear_options()
         box.add_options([Selection(self._run_label(r), str(r.path), r.path.resolve() in chosen) for r in runs])
+        if runs:  # a run highlighted at once: space chooses it without an arrow key first
+            box.highlighted = min(highlighted or 0, len(runs) - 1)
         self._listed = {r.name: str(r.path) for r in runs}
         if not runs and self.table2_path is None:
             self.notify("No runs to compare yet.", severity="warning")
@@ -226,7 +241,9 @@ class CompareScreen(WalklessScreen):
     def _run_label(self, run: RunInfo) -> str:
         if self.table2_path is not None and run.name == run.variant.replace("+", "_"):  # a sweep's row: its name
             return f"{run.variant}  [dim]{run.state}[/]"
-        return f"{run.name}  [dim]{run.variant} · {run.state}[/]"
+        # cut in the middle: two long generated names of one variant differ in their time, at the end
+        width = 22 if self.app.size.width >= WIDE else 14  # the list is 26 columns wide under 110
+        return f"{middle_cut(run.name, width)}  [dim]{run.variant} · {run.state}[/]"
 
     def _chosen_stamps(self) -> dict[str, tuple]:
         return {value: stamp(Path(value), (STATUS_FILE, METRICS_FILE, POINTERS["best"]))
@@ -241,6 +258,8 @@ class CompareScreen(WalklessScreen):
     def reload(self) -> None:
         self._run_stamps = self._chosen_stamps()  # before reading: a write from now on is seen by the next poll
         paths = [Path(v) for v in self.query_one("#compare-runs", SelectionList).selected]
+        if self._listed:  # the user's choice, kept when the list is made again
+            self.selected = paths
         self._load(paths)
 
     @on(Select.Changed, "#compare-metric")
@@ -273,8 +292,10 @@ class CompareScreen(WalklessScreen):
     def _loaded(self, records: dict[str, list[dict]], rows: list[dict], diffs: dict) -> None:
         self.records, self.rows, self.differences = records, rows, diffs
         choices, current = metric_choices(records), self.chosen_metric()
-        self.fill_select("#compare-metric", [(c, c) for c in choices],
-                         current if current in choices else choices[0] if choices else None)
+        if choices != self._choices:  # refilled only when they changed: an open dropdown stays open
+            self._choices = choices
+            self.fill_select("#compare-metric", [(c, c) for c in choices],
+                             current if current in choices else choices[0] if choices else None)
         self._plot()
         if self.table2_path is None:
             self._table2()
@@ -380,15 +401,16 @@ class CompareScreen(WalklessScreen):
         table.clear(columns=True)
         for key, header in [("run", "run"), ("variant", "variant"), *COLUMNS, ("seconds", "s/epoch")]:
             table.add_column(header, key=key)
-        best = {k: max((r[k] for r in self.rows if isinstance(r.get(k), (int, float))), default=None)
-                for k, _ in COLUMNS}
+        # ★ only where two or more runs have a value to compete with
+        values = {k: [r[k] for r in self.rows if isinstance(r.get(k), (int, float))] for k, _ in COLUMNS}
+        best = {k: max(v) if len(v) > 1 else None for k, v in values.items()}
         for r in self.rows:
             cells = []
             for k, _ in COLUMNS:
                 v = r.get(k)
                 if not isinstance(v, (int, float)):
                     cells.append(Text("-", justify="right"))
-                elif v == best[k] and len(self.rows) > 1:
+                elif v == best[k]:
                     cells.append(Text(f"{v:.3f} ★", style="bold green", justify="right"))
                 else:
                     cells.append(Text(f"{v:.3f}  ", justify="right"))

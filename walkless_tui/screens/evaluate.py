@@ -6,6 +6,7 @@ evaluating the run's best checkpoint on the dev files of a chosen data folder (`
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -14,8 +15,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Footer, Header, Input, Select, Static, TabbedContent, TabPane
+from textual.widgets import Button, Footer, Header, Input, ProgressBar, Select, Static, TabbedContent, TabPane
 
+from core.config import AT_LEAST_1
 from core.runs import CKPT_META, RunFolder, read_json, read_metrics
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import reports_by_epoch
@@ -23,6 +25,24 @@ from walkless_tui.widgets.plots import HistogramPlot
 from walkless_tui.widgets.reports import ClassScoresTable, ConfusionTable
 
 CLASS_TASKS = [("sst", "SST"), ("para", "Quora"), ("cfimdb", "CFIMDB")]
+
+
+class Cancelled(Exception):
+    """The user cancelled an evaluation (raised from its progress callback, between batches)."""
+
+
+def parse_cap(text: str) -> int | None:
+    """The examples-per-task cap field: empty = every example; else a positive integer (a ValueError says so)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        cap = int(text)
+    except ValueError:
+        raise ValueError(f"cap {text!r}: must be a whole number of examples per task (or empty for all)") from None
+    if not AT_LEAST_1[0](cap):
+        raise ValueError(f"cap {cap}: must be {AT_LEAST_1[1]}")
+    return cap
 
 
 def epoch_checkpoint(run_dir: Path, epoch: int | None) -> tuple[Path, str]:
@@ -53,6 +73,7 @@ def pearson(a: list[float], b: list[float]) -> float | None:
 class EvaluateScreen(WalklessScreen):
     BINDINGS = [
         Binding("ctrl+r", "evaluate", "Evaluate checkpoint"),
+        Binding("x", "cancel", "Cancel evaluation"),
         Binding("1", "tab('sst')", "SST", show=False),
         Binding("2", "tab('para')", "Quora", show=False),
         Binding("3", "tab('cfimdb')", "CFIMDB", show=False),
@@ -67,6 +88,8 @@ class EvaluateScreen(WalklessScreen):
         self.reports: dict[str, dict] = {}  # what is shown
         self.source = ""
         self.shown = 0  # completed displays (tests wait on it)
+        self.cancel = threading.Event()  # set by x: the running evaluation stops after its current batch
+        self.evaluating = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -74,18 +97,21 @@ class EvaluateScreen(WalklessScreen):
             yield Select([], prompt="run", id="eval-run")
             yield Select([], prompt="epoch (from metrics.jsonl)", id="eval-epoch")
             yield Input(str(self.wapp.data_dir), placeholder="data folder", id="eval-data")
+            yield Input("", placeholder="cap: all", id="eval-cap", tooltip="at most this many dev examples per task "
+                        "(the first ones of each file); empty: all of them")
             yield Button("Evaluate (ctrl+r)", id="eval-go", tooltip="evaluate the chosen epoch's checkpoint "
                          "(the best one when that epoch's is not kept) on the data folder")
         yield Static("choose a run", id="eval-info")
+        yield ProgressBar(id="eval-progress", show_eta=True)
         with TabbedContent(id="eval-tabs"):
             for task, title in CLASS_TASKS:
                 with TabPane(f"{title} ({CLASS_TASKS.index((task, title)) + 1})", id=f"tab-{task}"):
                     with VerticalScroll():
                         yield Static("", id=f"missing-{task}", classes="missing")
                         yield Static("confusion matrix (rows: true class, columns: predicted)",
-                                     classes="section-title")
+                                     classes=f"section-title heading-{task}")
                         yield ConfusionTable(id=f"conf-{task}")
-                        yield Static("per-class scores (the report's Table 3)", classes="section-title")
+                        yield Static("per-class scores (the report's Table 3)", classes=f"section-title heading-{task}")
                         yield ClassScoresTable(id=f"scores-{task}")
             with TabPane("STS (4)", id="tab-sts"):
                 yield Static("", id="missing-sts", classes="missing")
@@ -96,6 +122,7 @@ class EvaluateScreen(WalklessScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "evaluate"
+        self.query_one("#eval-progress").display = False
         self.list_runs("#eval-run",
                        lambda r: RunFolder(r.path).metrics_file.exists() or RunFolder(r.path).pointer_file("best").exists(),
                        lambda r: f"{r.name} ({r.variant}, {r.state})", self.run_dir)
@@ -150,15 +177,31 @@ class EvaluateScreen(WalklessScreen):
         if self.run_dir is None:
             self.notify("Choose a run first.", severity="warning")
             return
+        if self.evaluating:
+            self.notify("An evaluation is running (x cancels it).", severity="warning")
+            return
         data_dir = Path(self.query_one("#eval-data", Input).value.strip() or self.wapp.data_dir).expanduser()
+        try:
+            cap = parse_cap(self.query_one("#eval-cap", Input).value)
+        except ValueError as e:
+            self._failed(str(e))
+            return
         value = self.query_one("#eval-epoch", Select).value
         epoch = None if value is Select.NULL else int(value)
-        self.query_one("#eval-info", Static).update(Text(f"evaluating {self.run_dir.name} on {data_dir} …",
-                                                         style="yellow"))
-        self._evaluate(self.run_dir, data_dir, epoch)
+        scope = f"the first {cap} dev examples per task" if cap else "every dev example"
+        self.query_one("#eval-info", Static).update(Text(f"loading {self.run_dir.name}'s checkpoint to evaluate on "
+                                                         f"{scope} of {data_dir} … (x cancels)", style="yellow"))
+        self.cancel.clear()
+        self.evaluating = True
+        self._evaluate(self.run_dir, data_dir, epoch, cap)
+
+    def action_cancel(self) -> None:
+        if self.evaluating:
+            self.cancel.set()
+            self.query_one("#eval-info", Static).update(Text("cancelling after the current batch …", style="yellow"))
 
     @work(thread=True, exclusive=True, group="evaluate", exit_on_error=False, name="evaluating")
-    def _evaluate(self, run_dir: Path, data_dir: Path, epoch: int | None = None) -> None:
+    def _evaluate(self, run_dir: Path, data_dir: Path, epoch: int | None = None, cap: int | None = None) -> None:
         from core.checkpoint import load_checkpoint
         from core.data import load_task
         from core.evaluate import evaluate
@@ -168,17 +211,58 @@ class EvaluateScreen(WalklessScreen):
             checkpoint, which = epoch_checkpoint(run_dir, epoch)
             model, meta, tok = load_checkpoint(checkpoint)
             dev = {t: load_task(data_dir, t, "dev", tok) for t in model.heads.tasks}
-            metrics, reports = evaluate(model, dev)
+            if cap:
+                dev = {t: d.select(list(range(min(cap, len(d))))) for t, d in dev.items()}
+            total = sum(len(d) for d in dev.values() if d.labels is not None)
+            done, last = 0, 0.0
+            self.from_thread(self._progress, 0, total)
+
+            def on_batch(n: int) -> None:
+                nonlocal done, last
+                if self.cancel.is_set():
+                    raise Cancelled
+                done += n
+                if time.perf_counter() - last > 0.1 or done == total:  # a redraw at most ten times a second
+                    last = time.perf_counter()
+                    self.from_thread(self._progress, done, total)
+
+            metrics, reports = evaluate(model, dev, on_batch=on_batch)
+        except Cancelled:
+            self.from_thread(self._cancelled, run_dir)
+            return
         except Exception as e:  # the UI boundary: bad data or checkpoint becomes a message
             msg = str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}"
             self.from_thread(self._failed, f"cannot evaluate {run_dir.name}: {msg}")
             return
         summary = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        scope = f"the first {cap} per task of " if cap else ""
         source = (f"{run_dir.name}, {which}: epoch {meta.get('epoch', '?')}, step {meta.get('step', '?')}, "
-                  f"on {data_dir} in {time.perf_counter() - t0:.1f}s  {summary}")
-        self.from_thread(self._show, reports, source)
+                  f"on {scope}{data_dir} in {time.perf_counter() - t0:.1f}s  {summary}")
+        self.from_thread(self._evaluated, reports, source)
+
+    def _progress(self, done: int, total: int) -> None:
+        bar = self.query_one("#eval-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=total, progress=done)
+        if done == 0:
+            self.query_one("#eval-info", Static).update(Text(f"evaluating {total} dev examples … (x cancels)",
+                                                             style="yellow"))
+
+    def _evaluated(self, reports: dict[str, dict], source: str) -> None:
+        self.evaluating = False
+        self.query_one("#eval-progress").display = False
+        self._show(reports, source)
+
+    def _cancelled(self, run_dir: Path) -> None:
+        self.evaluating = False
+        self.query_one("#eval-progress").display = False
+        self.query_one("#eval-info", Static).update(Text(f"evaluation of {run_dir.name} cancelled; the reports "
+                                                         f"shown are the earlier ones", style="yellow"))
+        self.notify("evaluation cancelled", title="evaluate")
 
     def _failed(self, message: str) -> None:
+        self.evaluating = False
+        self.query_one("#eval-progress").display = False
         self.query_one("#eval-info", Static).update(Text(message, style="bold red"))
         self.notify(message, severity="error", timeout=8)
 
@@ -201,6 +285,8 @@ class EvaluateScreen(WalklessScreen):
                 text = str(e).strip("'") if report is None else f"the {title} report is malformed ({e})"
                 missing.update(Text(text, style="dim"))
                 missing.display, conf.display, scores.display = True, False, False
+            for heading in self.query(f".heading-{task}"):  # no headings over tables that are not shown
+                heading.display = conf.display
         sts = reports.get("sts") or {}
         true, pred = list(sts.get("true") or []), list(sts.get("pred") or [])
         self.query_one("#sts-true", HistogramPlot).set_values(true)

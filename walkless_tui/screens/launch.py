@@ -19,7 +19,7 @@ from textual.widgets import Button, Collapsible, Footer, Header, Input, Label, S
 from core.config import FAST_SMART, SmartConfig, TrainConfig, as_text, default_of, option_fields, parse_option
 from core.launch import check_name, new_run_name, start_training
 from core.runs import RunError
-from core.variants import all_variants, parse_variant, train_tasks
+from core.variants import all_variants, describe_variant, parse_variant, train_tasks, variant_defaults
 from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import display_path
 
@@ -73,11 +73,22 @@ def option_widget(name: str, f: Field, kind: type, optional: bool) -> Widget:
                  compact=True)
 
 
+LAZY = ("more", "smart")  # form sections whose rows are made when first shown (the form opens faster)
+HINTS: dict[str, str] = {}  # field id -> its whole hint (the line under the form shows the focused field's)
+
+
 def row(label: str, widget: Widget, hint: str = "") -> Horizontal:
-    """A form row: label, widget, the hint's first clause (the whole hint is the widget's tooltip)."""
+    """A form row: label, widget, the hint's first clause (on one line cut with … on a wide screen, wrapped on a
+    narrow one; the whole hint is the widget's tooltip and the help line's text while it has the focus)."""
     widget.tooltip = Text(hint) if hint else None
-    short = Text(hint.split("; ")[0].split(" (")[0])
+    if widget.id:
+        HINTS[widget.id] = hint
+    short = Text(hint.split("; ")[0])
     return Horizontal(Label(label, classes="form-label"), widget, Static(short, classes="form-hint"), classes="form-row")
+
+
+def section_of(name: str) -> str:
+    return next(f.metadata["form"] for n, f, *_ in option_fields() if n == name)
 
 
 def option_rows(section: str) -> list[Horizontal]:
@@ -103,6 +114,9 @@ class LaunchScreen(WalklessScreen):
         self.generated_name = ""  # the name the form made up; the run name follows the variant until edited
         self.launched: dict | None = None
         self.preset = "report"  # the SMART preset last applied
+        self.pending: dict[str, str] = {}  # values of the "more options" fields, mounted when that section opens
+        self.variant_shown: str | None = None  # the variant whose defaults (lr, batch) the form holds
+        self.auto: dict[str, str] = {}  # lr and batch size as the form (not the user) last filled them
 
     @property
     def name_edited(self) -> bool:
@@ -114,23 +128,30 @@ class LaunchScreen(WalklessScreen):
             yield Static(f"New run in [b]{escape(display_path(self.wapp.runs_dir))}[/]", id="launch-title")
             yield Static("", id="launch-template")
             yield row("run name", Input("", id="name", compact=True), "a new folder name")
-            yield from option_rows("main")
-            with Vertical(id="smart-fields"):
-                yield row("SMART preset", Select([(k, k) for k in SMART_PRESETS], value="report", allow_blank=False,
-                                                 id="smart_preset", compact=True),
-                          "report: dropout off, one ascent step (about 3.3x a plain step); fast: about 2.3x")
-                yield from option_rows("smart")
-            with Collapsible(title="more options", id="more-options"):
-                yield from option_rows("more")
+            main = option_rows("main")
+            names = [name for name, f, *_ in option_fields() if f.metadata["form"] == "main"]
+            at = 1 + names.index("variant")  # what the variant does, right under it
+            yield from main[:at]
+            yield Static("", id="variant-about")
+            yield from main[at:]
+            yield Vertical(id="smart-fields")  # its rows are made when a SMART variant is first chosen
+            # its rows are made when it first opens: the form opens fast (31 rows fewer to lay out)
+            yield Collapsible(title="more options", id="more-options")
             yield Static("", id="launch-errors")
             with Horizontal(id="launch-buttons"):
                 yield Button("Launch (ctrl+s)", variant="success", id="launch")
                 yield Button("Cancel (esc)", id="cancel")
+        yield Static("", id="field-help")
         yield Footer()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.sub_title = "launch"
-        values = {"variant": "rrobin", "encoder": self.wapp.encoder, "data_dir": str(self.wapp.data_dir)}
+        data_dir = self.query_one("#data_dir", Input)
+        data_dir.placeholder = f"empty: {display_path(self.wapp.data_dir)} (the app's)"
+        self.query_one("#data_dir").parent.query_one(".form-hint", Static).update(Text(
+            f"empty: the app's --data-dir, {display_path(self.wapp.data_dir)}"))
+        values = {"variant": "rrobin", "encoder": self.wapp.encoder, "data_dir": str(self.wapp.data_dir),
+                  **{k: as_text(v) for k, v in variant_defaults(parse_variant("rrobin")).items()}}
         if self.template is not None:
             values.update(from_config(self.template))
             note = f"New run from {self.template.get('name') or 'a run'}'s settings (all of them, under more options)"
@@ -139,14 +160,21 @@ class LaunchScreen(WalklessScreen):
             values.update(self.wapp.last_form)
         self.query_one("#launch-template").display = self.template is not None
         self.fill(values)
-        self._variant_changed()
+        await self._variant_changed()
+        if self.template is not None:  # the source run's lr and batch follow a change of variant too
+            self.auto = {k: self.query_one(f"#{k}", Input).value for k in self.auto}
         self.query_one("#variant").focus()
 
     def fill(self, values: dict[str, str]) -> None:
-        """Put ``values`` (field id -> text) into the form; unknown ids and invalid choices are skipped."""
+        """Put ``values`` (field id -> text) into the form; unknown ids and invalid choices are skipped; those of
+        the "more options" rows wait in ``pending`` until the section is opened."""
         for key, value in values.items():
             found = self.query(f"#{key}")
-            if key == "name" or not found:
+            if key == "name":
+                continue
+            if not found:
+                if any(n == key for n, *_ in option_fields()) and section_of(key) in LAZY:
+                    self.pending[key] = value
                 continue
             widget = found.first()
             if isinstance(widget, Input):
@@ -155,17 +183,63 @@ class LaunchScreen(WalklessScreen):
                 widget.value = value
 
     def values(self) -> dict[str, str]:
-        """The form's fields as text (what ``fill`` puts back), the run name left out."""
-        return {w.id: str(w.value) for w in self.query("Input, Select") if w.id not in (None, "name", "smart_preset")}
+        """The form's fields as text (what ``fill`` puts back), the run name left out; the "more options" not
+        opened yet as they wait in ``pending``."""
+        shown = {w.id: str(w.value) for w in self.query("Input, Select")
+                 if w.id not in (None, "name", "smart_preset", "ask-input")}
+        return {**shown, **self.pending}  # a waiting value wins until its row has been filled
+
+    @on(Collapsible.Expanded, "#more-options")
+    async def _more_opened(self) -> None:
+        await self._mount_section("more", self.query_one("#more-options", Collapsible).query_one(Collapsible.Contents))
+
+    async def _mount_section(self, section: str, box: Widget) -> None:
+        """Make the rows of a ``LAZY`` section in ``box`` (once), filled with the values waiting for them."""
+        if box.children:
+            return
+        rows = option_rows(section)
+        if section == "smart":
+            rows.insert(0, row("SMART preset", Select([(k, k) for k in SMART_PRESETS], value=self.preset,
+                                                      allow_blank=False, id="smart_preset", compact=True),
+                               "report: dropout off, one ascent step (about 3.3x a plain step); fast: about 2.3x"))
+        await box.mount_all(rows)
+        waiting = {k: v for k, v in self.pending.items() if section_of(k) == section}
+        self.pending = {k: v for k, v in self.pending.items() if k not in waiting}
+        self.fill(waiting)
+
+    def on_descendant_focus(self, event) -> None:
+        """The focused field's whole hint on the line above the footer."""
+        hint = HINTS.get(event.widget.id or "", "")
+        self.query_one("#field-help", Static).update(Text(hint))
 
     @on(Select.Changed, "#variant")
-    def _variant_changed(self) -> None:
+    async def _variant_changed(self) -> None:
         variant = str(self.query_one("#variant", Select).value)
         self.query_one("#task", Select).disabled = parse_variant(variant).multitask
         self.query_one("#smart-fields").display = parse_variant(variant).smart
+        self.query_one("#variant-about", Static).update(Text(describe_variant(variant)))
+        self._follow_variant(variant)
         if not self.name_edited:
             self.generated_name = new_run_name(self.wapp.runs_dir, variant)
             self.query_one("#name", Input).value = self.generated_name
+        if parse_variant(variant).smart:
+            await self._mount_section("smart", self.query_one("#smart-fields"))
+
+    def _follow_variant(self, variant: str) -> None:
+        """The variant-dependent fields (lr, batch size) take the new variant's defaults unless the user typed
+        another value: one equal to the previous variant's default, or put there by the form (a template, the
+        last form), follows the variant."""
+        if variant == self.variant_shown:
+            return
+        new = {k: as_text(v) for k, v in variant_defaults(parse_variant(variant)).items()}
+        if self.variant_shown is not None:
+            old = {k: as_text(v) for k, v in variant_defaults(parse_variant(self.variant_shown)).items()}
+            for key, value in new.items():
+                field = self.query_one(f"#{key}", Input)
+                if field.value.strip() in ("", old[key], self.auto.get(key)):
+                    field.value = value
+        self.variant_shown = variant
+        self.auto = dict(new)
 
     @on(Select.Changed, "#smart_preset")
     def _preset_changed(self, event: Select.Changed) -> None:
@@ -201,8 +275,8 @@ class LaunchScreen(WalklessScreen):
                 except ValueError as e:
                     problems.append(f"{option.replace('_', ' ')}: {e}")
         flat["encoder"] = flat.get("encoder") or self.wapp.encoder
-        if flat.get("data_dir"):
-            flat["data_dir"] = str(Path(flat["data_dir"]).expanduser().absolute())
+        # an empty data dir is the app's (--data-dir, or the demo data it was started on), never a silent default
+        flat["data_dir"] = str(Path(flat.get("data_dir") or self.wapp.data_dir).expanduser().absolute())
         problems += [p for p in [check_name(self.wapp.runs_dir, name)] if p]
         if problems:
             return name, None, problems

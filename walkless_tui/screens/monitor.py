@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -13,14 +15,15 @@ from textual.widgets import DataTable, Footer, Header, Log, ProgressBar, Static
 
 from core.launch import launch_log, quick_info
 from core.report import COLUMNS
-from core.runs import RunFolder, RunInfo, RunState, read_metrics_since
+from core.runs import RunFolder, RunInfo, RunState, pace, read_json, read_metrics_since
+from walkless_tui.constants import METRIC_HEADERS as HEADERS
+from walkless_tui.constants import STATE_STYLE
 from walkless_tui.runindex import TextFollower
 from walkless_tui.screens.base import WalklessScreen
-from walkless_tui.screens.runs import STATE_STYLE
 from walkless_tui.series import fmt_duration, fmt_value, loss_series, smooth_for_plot
+from walkless_tui.system import SystemSampler
 from walkless_tui.widgets.plots import CurvePlot
 
-HEADERS = {**dict(COLUMNS), "cfimdb/acc": "CFIMDB acc"}
 SMOOTHING = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99]
 
 
@@ -45,11 +48,13 @@ class MonitorScreen(WalklessScreen):
         self.losses_t: dict[str, tuple[list, list]] = {}  # by wall-clock time
         self.x_axis = "step"  # or "time" (minutes since the first logged step)
         self.epochs: list[dict] = []
+        self.timed: list[dict] = []  # the step and epoch records' kind, step and time (for the pace and ETA)
         self.smoothing = 2  # index into SMOOTHING
         self.log_follower = TextFollower(RunFolder(self.run_dir).log_file)
         self.launch_follower = TextFollower(launch_log(self.run_dir))
         self._replot = True  # smoothing changed: redraw even without new steps
         self.polls = 0  # completed polls (tests wait on it)
+        self.system = SystemSampler()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -58,6 +63,7 @@ class MonitorScreen(WalklessScreen):
             with Horizontal(id="monitor-progress-row"):
                 yield ProgressBar(id="monitor-progress", show_eta=False)
                 yield Static("", id="monitor-times")
+            yield Static("", id="monitor-system")
         with Horizontal(id="monitor-main"):
             yield CurvePlot("training loss", "step", "loss", empty="no training steps logged yet",
                             id="loss-plot")
@@ -90,15 +96,27 @@ class MonitorScreen(WalklessScreen):
                 old[1].extend(ys)
         new_epochs = [r for r in records if r.get("kind") == "epoch"]
         self.epochs.extend(new_epochs)
+        self.timed += [{k: r.get(k) for k in ("kind", "step", "time")} for r in records
+                       if r.get("kind") in ("step", "epoch")]
+        info.pace = pace(self.timed)
         curves = None
         if new_losses or replot:
             curves = smooth_for_plot(self.plotted_losses(), SMOOTHING[self.smoothing])
         lines = self.log_follower.read()
         if not self.log_follower.path.exists() or (info.message or "").startswith("resum"):
             lines += self.launch_follower.read()  # starting, or died before its log began or its resume ran
-        self.from_thread(self._apply, info, curves, bool(new_epochs) or self.polls == 0, lines)
+        self.from_thread(self._apply, info, curves, bool(new_epochs) or self.polls == 0, lines, self._system(info))
 
-    def _apply(self, info: RunInfo, curves: dict | None, epochs_changed: bool, lines: list[str]) -> None:
+    def _system(self, info: RunInfo) -> str:
+        """The system line: the machine's CPU and memory, the training process's while it runs here, the GPU."""
+        status = read_json(self.run_dir / "status.json", {}) or {}
+        here = status.get("host") == socket.gethostname() and info.state == RunState.RUNNING
+        pid = status.get("pid") if here and isinstance(status.get("pid"), int) else None
+        return "system: " + self.system.line(pid)
+
+    def _apply(self, info: RunInfo, curves: dict | None, epochs_changed: bool, lines: list[str],
+               system: str = "") -> None:
+        self.query_one("#monitor-system", Static).update(system)
         ended = self.info is not None and self.info.state.active and info.state != self.info.state
         self.info = info
         self.polls += 1
@@ -133,7 +151,11 @@ class MonitorScreen(WalklessScreen):
         if info.total_steps:
             done = info.total_steps if info.state == RunState.FINISHED else min(step, info.total_steps)
             bar.update(total=info.total_steps, progress=done)
-        times = f"epoch {info.epoch}/{info.epochs or '?'}  step {step}/{info.total_steps or '?'}  " \
+        doing = ""
+        if info.phase == "evaluating" and info.state == RunState.RUNNING:
+            since = f" for {fmt_duration(time.time() - info.evaluating_since)}" if info.evaluating_since else ""
+            doing = f"evaluating the dev sets{since}  "
+        times = f"epoch {info.epoch}/{info.epochs or '?'}  step {step}/{info.total_steps or '?'}  {doing}" \
                 f"elapsed {fmt_duration(info.elapsed)}  ETA {fmt_duration(info.eta)}"
         self.query_one("#monitor-times", Static).update(times)
         self._show_empty_plot(info)

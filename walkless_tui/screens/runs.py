@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from rich.markup import escape
@@ -12,22 +13,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets.data_table import ColumnKey
 
+from core.demo import ensure_demo_data
 from core.launch import forget_launch
-from core.report import COLUMNS as METRICS
-from core.runs import RunFolder, RunInfo, RunState
+from core.runs import RunError, RunFolder, RunInfo, RunState, archive_run
+from walkless_tui.constants import COLUMNS, METRICS, NAME_WIDTH, SHORT_HEADERS, STATE_STYLE, middle_cut
 from walkless_tui.runindex import RunIndex, stamp
+from walkless_tui.screens.ask import AskScreen
 from walkless_tui.screens.base import WIDE, WalklessScreen
 from walkless_tui.screens.confirm import ConfirmScreen
 from walkless_tui.screens.note import NOTES, NoteScreen, read_note, write_note
-from walkless_tui.series import bar, display_path, fmt_duration, progress_fraction
+from walkless_tui.series import bar, display_path, fmt_duration, progress_fraction, sparkline
 
-STATE_STYLE = {RunState.RUNNING: "bold yellow", RunState.FINISHED: "green", RunState.FAILED: "bold red",
-               RunState.STOPPED: "magenta", RunState.STARTING: "cyan"}
-# the metrics before the wide, less needed columns, so that an 80-column terminal still shows them
-COLUMNS = [("mark", " "), ("name", "run"), ("state", "state"), ("progress", "progress"),
-           *METRICS, ("variant", "variant"), ("elapsed", "elapsed"), ("eta", "ETA"),
-           ("note", "note")]
 SORTS: dict[str, Callable[[RunInfo], object]] = {
     "started": lambda r: r.started or 0,
     "name": lambda r: r.name,
@@ -51,26 +49,59 @@ def same_cell(a: object, b: object) -> bool:
     return a == b
 
 
-def row_cells(run: RunInfo, marked: bool, bar_width: int = 10, user_note: str = "") -> tuple:
-    frac = progress_fraction(run.step, run.total_steps, run.state)
+@cache
+def demo_dir() -> Path:
+    return ensure_demo_data().resolve()
+
+
+def data_label(config: dict) -> str:
+    """A run's data folder as its detail line shows it: the path, or "the demo data" (a run on the synthetic
+    demo set is not comparable with runs on the real CS224N files)."""
+    data_dir = config.get("data_dir")
+    if not data_dir:
+        return "the demo data" if config else "?"
+    try:  # this checkout's demo data, or another checkout's or the cache's (a folder named demo-data)
+        demo = Path(data_dir).resolve() == demo_dir() or Path(data_dir).name == "demo-data"
+    except OSError:
+        demo = False
+    return f"{display_path(data_dir)} (the demo data)" if demo else display_path(data_dir)
+
+
+def progress_cell(run: RunInfo, bar_width: int) -> str:
+    """``2/3 █████░░░░░  52%``; during a dev evaluation ``2/3 evaluating``; no bar when ``bar_width`` is 0."""
     if run.state == RunState.STARTING:
-        progress = "starting…"
-    elif run.epochs:
-        progress = f"{run.epoch}/{run.epochs} {bar(frac, bar_width)} {frac:4.0%}"
-    else:
-        progress = "-"
-    note = (run.message or "").splitlines()[0][:70] if run.message else user_note[:70]
+        return "starting…"
+    if not run.epochs:
+        return "-"
+    if run.phase == "evaluating":
+        return f"{run.epoch}/{run.epochs} evaluating"
+    frac = progress_fraction(run.step, run.total_steps, run.state)
+    return f"{run.epoch}/{run.epochs} " + (f"{bar(frac, bar_width)} " if bar_width else "") + f"{frac:4.0%}"
+
+
+def row_note(run: RunInfo, user_note: str) -> Text:
+    """The note cell: why a damaged run cannot be read, else the run's message, else the user's note."""
+    if run.state == RunState.DAMAGED:
+        return Text(run.reason or "damaged", style="red")
+    if run.message:
+        return Text(run.message.splitlines()[0][:70], style="red" if run.state == RunState.FAILED else "dim")
+    return Text(user_note[:70], style="italic")
+
+
+def row_cells(run: RunInfo, marked: bool, bar_width: int = 10, user_note: str = "",
+              name_width: int = NAME_WIDTH["wide"]) -> tuple:
     return (
         Text("●" if marked else " ", style="bold cyan"),
-        run.name,
+        middle_cut(run.name, name_width),
         Text(run.state, style=STATE_STYLE.get(run.state, "")),
-        progress,
+        progress_cell(run, bar_width),
         *[Text(f"{run.dev[m]:.3f}", justify="right") if m in run.dev else Text("-", justify="right")
           for m, _ in METRICS],
+        Text(sparkline(run.history), style="cyan"),
         run.variant,
         fmt_duration(run.elapsed),
         fmt_duration(run.eta),
-        Text(note, style="red" if run.state == RunState.FAILED else "dim" if run.message else "italic"),
+        row_note(run, user_note),
     )
 
 
@@ -81,20 +112,23 @@ class RunsTable(DataTable):
 
 
 class RunsScreen(WalklessScreen):
+    # the most used keys first: an 80-column footer shows about six of them (? lists them all)
     BINDINGS = [
-        Binding("n", "launch", "New run"),
-        Binding("N", "clone", "New from this"),
-        Binding("x", "stop", "Stop run"),
-        Binding("r", "resume", "Resume"),
+        Binding("n", "launch", "New"),
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("t", "table2", "Table 2"),
         Binding("s", "score", "Score"),
         Binding("e", "evaluate", "Evaluate"),
+        Binding("x", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
         Binding("slash", "filter", "Filter"),
+        Binding("N", "clone", "New from this"),
+        Binding("a", "note", "Note"),
+        Binding("A", "archive", "Archive"),
+        Binding("T", "open_sweep", "Open sweep"),
         Binding("o", "sort", "Sort"),
         Binding("R", "reverse", "Reverse", show=False),
-        Binding("a", "note", "Note"),
         Binding("d", "dismiss_launch", "Dismiss failed launch"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("q", "app.quit", "Quit"),
@@ -111,6 +145,7 @@ class RunsScreen(WalklessScreen):
         self.query_text = ""
         self._keys: list[str] = []
         self._cells: dict[str, tuple] = {}
+        self._wide: tuple | None = None  # (wide, name width) the rows were laid out for
         self.scans = 0  # completed scans (tests wait on it)
 
     def compose(self) -> ComposeResult:
@@ -136,6 +171,10 @@ class RunsScreen(WalklessScreen):
 
     def on_screen_resume(self) -> None:
         self.rescan()
+
+    def on_resize(self) -> None:
+        if self._wide is not None:
+            self._render_table()  # names, progress cells and headers for the new width (when it changed)
 
     # --- data -----------------------------------------------------------------------------------
     def rescan(self) -> None:
@@ -170,12 +209,20 @@ class RunsScreen(WalklessScreen):
         table = self.query_one("#runs-table", DataTable)
         rows = self.visible_runs()
         keys = [r.name for r in rows]
-        width = 10 if self.app.size.width >= WIDE else 4  # the progress bar's cells
-        cells = {r.name: row_cells(r, r.name in self.marked, width, self.notes.get(r.name, "")) for r in rows}
-        if keys != self._keys:
+        wide = self.app.size.width >= WIDE
+        bar_width, name_width = (10, NAME_WIDTH["wide"]) if wide else (0, NAME_WIDTH["narrow"])
+        if self.app.size.width < 80:
+            name_width = NAME_WIDTH["small"]
+        cells = {r.name: row_cells(r, r.name in self.marked, bar_width, self.notes.get(r.name, ""), name_width)
+                 for r in rows}
+        if keys != self._keys or (wide, name_width) != self._wide:
             current = self.current_run()
             focus = self.wapp.focus_run or (current.name if current else None)
             table.clear()
+            for key, label in METRICS:  # short headers below 110 columns keep the three metrics in view
+                table.columns[ColumnKey(key)].label = Text(label if wide else SHORT_HEADERS.get(key, label))
+            for column in table.columns.values():  # widths from the new rows (they never shrink otherwise)
+                column.content_width = column.label.cell_len
             for k in keys:
                 table.add_row(*cells[k], key=k)
             if focus in keys:
@@ -185,9 +232,9 @@ class RunsScreen(WalklessScreen):
             for k in keys:
                 old = self._cells.get(k) or (None,) * len(COLUMNS)
                 for (col, _), new, prev in zip(COLUMNS, cells[k], old, strict=True):
-                    if not same_cell(new, prev):
-                        table.update_cell(k, col, new)
-        self._keys, self._cells = keys, cells
+                    if not same_cell(new, prev):  # a wider value widens its column ("-0.066", a longer note)
+                        table.update_cell(k, col, new, update_width=True)
+        self._keys, self._cells, self._wide = keys, cells, (wide, name_width)
         self._show_empty(len(rows))
         self._show_detail()
 
@@ -220,7 +267,8 @@ class RunsScreen(WalklessScreen):
             detail.update("")
             return
         c = run.config
-        parts = [f"[b]{escape(run.name)}[/]  {escape(display_path(run.path))}", f"tasks {', '.join(run.tasks) or '-'}"]
+        parts = [f"[b]{escape(run.name)}[/]  {escape(display_path(run.path))}", f"tasks {', '.join(run.tasks) or '-'}",
+                 f"data {escape(data_label(c))}"]
         for key in ("encoder", "epochs", "batch_size", "lr", "seed"):
             if c.get(key) is not None:
                 parts.append(f"{key} {c[key]}")
@@ -233,6 +281,8 @@ class RunsScreen(WalklessScreen):
             text.append("\nnote: " + self.notes[run.name], style="italic")
         if run.message:
             text.append("\n" + run.message, style="red" if run.state == RunState.FAILED else "dim")
+        if run.reason:
+            text.append(f"\ndamaged: {run.reason} (a archives it to .archive/)", style="red")
         detail.update(text)
 
     @on(DataTable.RowHighlighted, "#runs-table")
@@ -294,6 +344,42 @@ class RunsScreen(WalklessScreen):
     def action_table2(self) -> None:
         self.wapp.open_table2()
 
+    def action_open_sweep(self) -> None:
+        """Ask for any Table 2 sweep (``walkless table2``'s folder or its table2.json) and open it in Compare."""
+
+        def answered(path: str | None) -> None:
+            if path and path.strip():
+                self.wapp.open_table2(Path(path.strip()).expanduser())
+
+        self.app.push_screen(AskScreen("Open a Table 2 sweep: its folder or table2.json (enter opens, esc cancels)",
+                                       display_path(self.wapp.runs_dir), "e.g. /work/runs/table2"), answered)
+
+    def action_archive(self) -> None:
+        """Move the highlighted run to RUNS/.archive/ after a yes (nothing is deleted; move it back by hand)."""
+        run = self._need_run()
+        if run is None:
+            return
+        if run.state.active or not run.path.is_dir():
+            self.notify(f"Run {run.name} is {run.state}: only a run that is not training can be archived.",
+                        severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                dest = archive_run(run.path)
+            except (RunError, OSError) as e:
+                self.notify(f"cannot archive {run.name}: {e}", severity="error", timeout=10)
+                return
+            self.marked.discard(run.name)
+            self.notify(f"moved {run.name} to {display_path(dest)}", title="archived")
+            self.rescan()
+
+        self.app.push_screen(ConfirmScreen(f"Archive run {run.name}? Its folder moves to "
+                                           f"{display_path(self.wapp.runs_dir / '.archive')}/ (nothing is deleted)."),
+                             answered)
+
     def action_score(self) -> None:
         self.wapp.open_score(run.path if (run := self.current_run()) else None)
 
@@ -324,7 +410,10 @@ class RunsScreen(WalklessScreen):
             self.wapp.stop(run.path, run.state, after=self.rescan)
 
     def action_resume(self) -> None:
-        if run := self._need_run():
+        if (run := self._need_run()) and run.state == RunState.DAMAGED:
+            self.notify(f"Run {run.name} is damaged ({run.reason}): nothing to resume; A archives it.",
+                        severity="warning", timeout=10)
+        elif run:
             self.wapp.resume(run.path, after=self.rescan)
 
     def action_note(self) -> None:

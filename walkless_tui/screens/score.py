@@ -72,6 +72,7 @@ class ScoreScreen(WalklessScreen):
     @on(Select.Changed, "#score-run")
     def _run_chosen(self, event: Select.Changed) -> None:
         if event.value is not Select.NULL:
+            self.query_one("#score-path", Input).value = ""  # the box names what is typed, not the last path
             self.load(Path(str(event.value)))
 
     @on(Input.Submitted, "#score-path")
@@ -84,7 +85,8 @@ class ScoreScreen(WalklessScreen):
             self.notify("Type a run or checkpoint folder first.", severity="warning")
 
     def load(self, path: Path) -> None:
-        self.scorer, self.error = None, None
+        """Load ``path`` in a worker; the checkpoint loaded before stays in use until it succeeds."""
+        self.error = None
         self.query_one("#score-info", Static).update(Text(f"loading {display_path(path)} …", style="yellow"))
         self._load(path)
 
@@ -100,13 +102,18 @@ class ScoreScreen(WalklessScreen):
 
     def _loaded(self, path: Path, scorer, error: str | None) -> None:
         info = self.query_one("#score-info", Static)
-        self.scorer, self.error, self.loaded_from = scorer, error, path if scorer else None
-        self._name_source(path)
-        if scorer is None:
-            info.update(Text(f"cannot load {display_path(path)}: {error}", style="bold red"))
+        if scorer is None:  # a bad path leaves the loaded checkpoint in use
+            self.error = error
+            kept = f" (still scoring with {display_path(self.loaded_from)})" if self.scorer and self.loaded_from else ""
+            info.update(Text(f"cannot load {display_path(path)}: {error}{kept}", style="bold red"))
             self.notify(error or "cannot load", title="checkpoint", severity="error", timeout=8)
-            self.rescore()  # the old model's scores go: the bars say there is no checkpoint
+            if self.loaded_from is not None:
+                self._name_source(self.loaded_from)
+            else:
+                self.rescore()  # the bars say that there is no checkpoint
             return
+        self.scorer, self.error, self.loaded_from = scorer, None, path
+        self._name_source(path)
         m = scorer.meta
         dev = "  ".join(f"{k} {v:.3f}" for k, v in (m.get("dev") or {}).items() if isinstance(v, (int, float)))
         info.update(Text.assemble(("loaded ", "green"), (display_path(path), "bold"), f"  variant {m.get('variant', '?')}",
