@@ -427,9 +427,11 @@ def read_object(path: Path) -> tuple[dict, str | None]:
 
 
 # the fields a run listing reads, with the types it reads them as (hand-edited or foreign files get them wrong)
-SHAPES = {CONFIG_FILE: {"variant": str, "tasks": list, "epochs": int},
-          STATUS_FILE: {"epoch": int, "epochs": int, "step": int, "total_steps": int, "started": (int, float),
-                          "updated": (int, float), "message": str}}
+SHAPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    CONFIG_FILE: {"variant": str, "tasks": list, "epochs": int},
+    STATUS_FILE: {"epoch": int, "epochs": int, "step": int, "total_steps": int, "started": (int, float),
+                  "updated": (int, float), "message": str},
+}
 
 
 def shape_problems(name: str, obj: dict) -> list[str]:
@@ -446,7 +448,9 @@ def dev_history(epochs: list[dict]) -> list[float]:
     """Each ``epoch`` record's mean over its numeric dev values (a run's trend, e.g. for a sparkline)."""
     out = []
     for r in epochs:
-        dev = r.get("dev") if isinstance(r.get("dev"), dict) else {}
+        dev = r.get("dev")
+        if not isinstance(dev, dict):
+            continue
         values = [v for v in dev.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         if values:
             out.append(sum(values) / len(values))
@@ -475,7 +479,8 @@ def load_run(run_dir: str | Path, metrics: bool = True) -> RunInfo:
     message = status.get("message")
     if state == RunState.FAILED and status.get("state") == RunState.RUNNING:
         message = message or "the training process is gone (crashed or killed)"
-    dev = last.get("dev") if isinstance(last.get("dev"), dict) else {}
+    dev = last.get("dev")
+    dev = dev if isinstance(dev, dict) else {}
     return RunInfo(
         path=run_dir, name=run_dir.name, state=state, variant=str(config.get("variant", "?")),
         tasks=[str(t) for t in config.get("tasks", [])], epoch=int(status.get("epoch", 0) or 0),
