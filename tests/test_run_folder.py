@@ -61,4 +61,4 @@ def test_quick_info_of_a_folder_without_status_and_of_bad_values(tmp_path):
     folder = make_run(tmp_path)
     folder.status_file.write_text(json.dumps({"state": "finished", "epoch": "one"}))
     info = quick_info(folder.path)
-    assert info.state == RunState.FAILED and "unexpected values" in info.message
+    assert info.state == RunState.DAMAGED and "status.json: epoch is a str" in info.reason  # issue 41
