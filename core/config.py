@@ -10,7 +10,7 @@ import math
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import Field, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import Field, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from core.variants import BASES, MODIFIERS, parse_variant, train_tasks
 LR_SCHEDULES = ("constant", "linear")  # what ``core.setup.lr_factor`` knows
 RROBIN_SUBSETS = ("fixed", "fresh")  # what ``core.schedules`` draws rrobin's examples by
 GRAD_SURGERIES = ("none", "pcgrad", "gradvac")  # what ``core.surgery`` does to the summed step's gradients
-SST_HEADS, PAIR_INPUTS = ("linear", "mlp", "lstm"), ("bi", "cross")  # the heads ``core.multitask`` builds
+SST_HEADS, PAIR_INPUTS = ("linear", "leaky", "mlp", "lstm"), ("bi", "cross")  # the heads ``core.multitask`` builds
 RUN_RECORD = ("tasks", "encoder_dir", "data_sizes", "torch", "schedule_plan")  # what a run's config.json adds
 Check = tuple[Callable[[Any], bool], str]  # (predicate, what it asks for in words)
 AT_LEAST_0: Check = (lambda v: v >= 0, "at least 0")
@@ -31,6 +31,19 @@ FRACTION: Check = (lambda v: 0 <= v < 1, "in [0, 1)")
 # a learning rate: past 1, AdamW's first step alone moves every weight by about the lr (diverges at once)
 LEARNING_RATE: Check = (lambda v: 0 < v <= 1, "in (0, 1]")
 FAST_SMART = {"steps": 0, "dropout_off": False, "same_masks": True}  # what ``SmartConfig.fast()`` changes
+# The training profiles: what each option left unset (None) becomes (flat names, SMART's as ``smart_*``).
+# "walkless": ours, the report's text with its code's bugs corrected; "report-code": what the report's code
+# (jelc53/nlp-minibert: multitask_classifier.py, proximateGD.py, bregmanDiv.py) does, choice by choice
+# (docs/report-code.md). ``pooling`` None under walkless: what the encoder folder declares.
+PROFILES: dict[str, dict[str, Any]] = {
+    "walkless": {"pooling": None, "sst_head": "linear", "loss_scale": "mean", "sts_target": "score",
+                 "rlayer_sts": "linear", "rrobin_pre": "quora-epoch", "smart_lam": 5.0, "smart_para_kl": "two-class",
+                 "smart_sts_bregman": "squared", "smart_teacher_masks": "same", "smart_rlayer_terms": "relational"},
+    "report-code": {"pooling": "pooler", "sst_head": "leaky", "loss_scale": "batch-size", "sts_target": "unit",
+                    "rlayer_sts": "sigmoid", "rrobin_pre": "para-first", "smart_lam": 10.0,
+                    "smart_para_kl": "one-logit", "smart_sts_bregman": "batch-softmax", "smart_teacher_masks": "fresh",
+                    "smart_rlayer_terms": "plain"},
+}
 
 
 def opt(default: Any = None, help: str = "", *, choices: tuple | None = None, check: Check | None = None,
@@ -51,7 +64,9 @@ def opt(default: Any = None, help: str = "", *, choices: tuple | None = None, ch
 class SmartConfig:
     """SMART hyperparameters; defaults are the report's (section 4.2). ``fast()`` is the cheaper variant."""
 
-    lam: float = opt(5.0, "weight of the adversarial regularizer", check=AT_LEAST_0, form="smart", label="λ")
+    lam: float | None = opt(None, "weight of the adversarial regularizer (default: 5, the report's text; 10 under "
+                                  "--profile report-code, its code's command-line default)", check=AT_LEAST_0,
+                            form="smart", label="λ")
     eps: float = opt(1e-5, "radius of the perturbation ball (∞-norm)", check=AT_LEAST_0, form="smart", label="ε")
     sigma: float = opt(1e-5, "std of the initial Gaussian noise", check=AT_LEAST_0, form="smart", label="σ")
     eta: float = opt(1e-3, "ascent step size", check=AT_LEAST_0, form="smart", label="η")
@@ -63,6 +78,21 @@ class SmartConfig:
                             aliases=("--smart-dropout-on",), form="smart")
     same_masks: bool = opt(False, "dropout on, the perturbed forwards replaying the main forward's masks (no "
                                   "reference forward; implies --no-smart-dropout-off)", form="smart")
+    para_kl: str | None = opt(None, "paraphrase terms: two-class (KL of (1 - σ(z), σ(z)), ours) or one-logit (the "
+                                    "report's code: a softmax over the single logit, so both SMART terms are always "
+                                    "0 for paraphrase); default: the profile's", choices=("two-class", "one-logit"),
+                              form="smart")
+    sts_bregman: str | None = opt(None, "STS Bregman term: squared (squared error of the scores, ours) or "
+                                        "batch-softmax (the report's code: squared error of softmaxes taken across "
+                                        "the batch of 0..1 outputs); default: the profile's",
+                                  choices=("squared", "batch-softmax"), form="smart")
+    teacher_masks: str | None = opt(None, "Bregman teacher's dropout: same (replays the main forward's masks, ours) "
+                                          "or fresh (the report's code: new masks, so the term carries dropout "
+                                          "noise); default: the profile's", choices=("same", "fresh"), form="smart")
+    rlayer_terms: str | None = opt(None, "+rlayer: the pair tasks' SMART forwards through the relational heads "
+                                         "(ours) or plain (the report's code: the adversarial term and the teacher "
+                                         "through the non-relational heads, [u, v, |u-v|] linear and cosine); "
+                                         "default: the profile's", choices=("relational", "plain"), form="smart")
 
     @classmethod
     def fast(cls, **overrides: Any) -> SmartConfig:
@@ -71,11 +101,19 @@ class SmartConfig:
         without an ascent step (R3F-style)."""
         return cls(**{**FAST_SMART, **overrides})
 
+    def resolved(self, profile: str = "walkless") -> SmartConfig:
+        """A copy with each option left unset (None) set to ``profile``'s choice (``PROFILES``)."""
+        chosen = {k.removeprefix("smart_"): v for k, v in PROFILES[profile].items() if k.startswith("smart_")}
+        return replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) is None})
+
 
 @dataclass
 class TrainConfig:
     """Everything a training run is made from (a run's ``config.json`` holds it, plus what was resolved)."""
 
+    profile: str = opt("walkless", "whose choices the options left unset take: walkless (ours: the report's text, "
+                                   "its code's bugs corrected) or report-code (as the report's code trains, choice "
+                                   "by choice; docs/report-code.md)", choices=tuple(PROFILES), form="main")
     variant: str = opt("finetune", f"{', '.join(BASES)}; modifiers {', '.join('+' + m for m in MODIFIERS)} (e.g. "
                                    "rrobin-full+rlayer+smart)", form="main")
     task: str = opt("sst", "task of single-task variants", choices=TASK_NAMES, form="main")
@@ -92,8 +130,10 @@ class TrainConfig:
                          check=FRACTION, form="main")
     encoder_dropout: float | None = opt(None, "dropout inside the encoder (hidden and attention); default: the "
                                               "checkpoint's config", check=FRACTION)
-    pooling: str | None = opt(None, "sentence embedding (default: what the encoder folder declares, else cls)",
-                              choices=("mean", "cls"), form="main")
+    pooling: str | None = opt(None, "sentence embedding: mean, cls (the raw [CLS] state) or pooler (BERT's pooler: "
+                                    "dense + tanh on [CLS], the report's code); default: report-code's pooler, else "
+                                    "what the encoder folder declares, else cls", choices=("mean", "cls", "pooler"),
+                              form="main")
     max_length: int = opt(512, "tokens per sentence (capped at the encoder's positions)", check=AT_LEAST_1)
     weight_decay: float = opt(0.0, "AdamW weight decay", check=AT_LEAST_0)
     clip_grad: float | None = opt(None, "clip the gradient norm at this value; default 1.0 under SMART (the "
@@ -115,9 +155,26 @@ class TrainConfig:
     sst_lr: float = opt(1.0, "the lr of SST's own optimizer steps as a multiple of the others' (one step per task: "
                               "e.g. 2 trains SST faster without raising the pair tasks' lr); 1 = the same",
                         check=POSITIVE)
-    sst_head: str = opt("linear", "the sentiment heads (SST, CFIMDB): linear (the report: dropout + linear), mlp "
-                                  "(dropout, dense + tanh, dropout, linear) or lstm (a BiLSTM over all the encoder's "
-                                  "token states, its masked mean and max, dropout, linear)", choices=SST_HEADS)
+    sst_head: str | None = opt(None, "the sentiment heads (SST, CFIMDB): linear (the report's text: dropout + "
+                                     "linear), leaky (the report's code: LeakyReLU, dropout, linear), mlp (dropout, "
+                                     "dense + tanh, dropout, linear) or lstm (a BiLSTM over all the encoder's token "
+                                     "states, its masked mean and max, dropout, linear); default: the profile's "
+                                     "(walkless: linear)", choices=SST_HEADS)
+    loss_scale: str | None = opt(None, "SST, CFIMDB and Quora losses: mean over the batch (ours) or batch-size (the "
+                                       "report's code: summed, divided by --batch-size, so a 3-example rrobin-full "
+                                       "SST batch weighs 3/64 of its mean); STS is a mean either way; default: the "
+                                       "profile's", choices=("mean", "batch-size"))
+    sts_target: str | None = opt(None, "STS loss: score (MSE of 5·cosine against the 0..5 label, ours) or unit (the "
+                                       "report's code: cosine, or the +rlayer output, against label / 5: the same "
+                                       "MSE / 25); default: the profile's", choices=("score", "unit"))
+    rlayer_sts: str | None = opt(None, "+rlayer STS output: linear (bias 2.5, ours) or sigmoid (5·sigmoid, the "
+                                       "report's code's sigmoid on the 0..5 scale); default: the profile's",
+                                 choices=("linear", "sigmoid"))
+    rrobin_pre: str | None = opt(None, "rrobin-pre: quora-epoch (a Quora pass before the first --pre-epochs, then "
+                                       "rrobin: the report's text) or para-first (the report's code, branch "
+                                       "para-first: every epoch floor(n_quora / B) iterations of Quora, SST and STS "
+                                       "joining for their last floor(n / B), batches of B); default: the profile's",
+                                 choices=("quora-epoch", "para-first"))
     sst_layers: int = opt(0, "the sentiment tasks (SST, CFIMDB) get their own copy of the encoder's top K layers, "
                              "so their updates leave the top the pair tasks read; 0 = all layers shared (the report)",
                           check=AT_LEAST_0)
@@ -195,6 +252,13 @@ class TrainConfig:
         if self.smart.same_masks and self.smart.dropout_off:
             raise ValueError("--smart-same-masks replays dropout masks, so it needs --no-smart-dropout-off")
         return self
+
+    def resolved(self) -> TrainConfig:
+        """A copy with each option left unset (None) that the profile decides set to its choice (``PROFILES``);
+        ``pooling`` may stay None (the encoder folder's declaration, ``core.setup``)."""
+        values = self.flat()
+        chosen = {k: v for k, v in PROFILES[self.profile].items() if not k.startswith("smart_") and values[k] is None}
+        return replace(self, **chosen, smart=self.smart.resolved(self.profile))
 
     def check_grad_surgery(self, multitask: bool) -> None:
         """``--grad-surgery`` changes task gradients against each other within one summed step: it needs several

@@ -122,7 +122,8 @@ def load_weights(model: BertModel, sd: dict[str, torch.Tensor], source: str) -> 
     unexpected = [k for k in sd if k not in own]
     if unexpected:
         log.warning("%s: ignoring %d unexpected weights, e.g. %s", source, len(unexpected), unexpected[:3])
-    if any(k.startswith("pooler.") and k not in sd for k in own):
+    model.pooler_pretrained = all(k in sd for k in own if k.startswith("pooler."))
+    if not model.pooler_pretrained:
         log.warning("%s: no pooler weights; the pooler keeps its random initialisation", source)
     model.load_state_dict({k: v for k, v in sd.items() if k in own}, strict=False)
 

@@ -206,6 +206,7 @@ class BertModel(InferencePacking, nn.Module):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config)
+        self.pooler_pretrained = False  # set by core.encoders.load_weights: the checkpoint held pooler.dense
         self.apply(self._init_weights)
 
     def _init_weights(self, m: nn.Module) -> None:

@@ -37,6 +37,13 @@ offset is a fitted number, saved with the heads; 0 changes nothing. The report's
 adversarial term in eval mode, so from the first fit on the offset enters both outputs that term compares; the fast
 mode (``--smart-fast``, the best recipe's) stays in training mode and never sees it.
 
+The report's code (``--profile report-code``, docs/report-code.md) differs in choices that are options here:
+``pooling="pooler"`` (every task's sentence embedding is BERT's pooler output, dense + tanh on [CLS]),
+``sst_head="leaky"`` (LeakyReLU, dropout, linear), ``rlayer_sts="sigmoid"`` (the relational STS output
+5·sigmoid: the code's sigmoid against label / 5, on the 0..5 scale) and ``plain_pair_heads`` (with ``rlayer``, the
+non-relational paraphrase head is built too, and ``head(..., plain=True)`` runs the pair tasks through the plain
+heads: what the code's SMART terms call).
+
 ``HeadConfig.dropout`` is the heads' dropout only; the encoder keeps the dropout of its own config.
 Outputs per task: ``classify`` -> logits (B, C); ``binary`` -> one logit (B,); ``regress`` -> score (B,).
 """
@@ -67,6 +74,8 @@ class HeadConfig:
     pair_symmetric: bool = False  # pair heads: average the outputs of (u, v) and (v, u)
     sst_layers: int = 0  # the sentiment tasks' own copy of the encoder's top K layers (0: all layers shared)
     para_offset: float = 0.0  # added to the paraphrase logit in eval mode; fitted by core.calibrate, not by hand
+    rlayer_sts: str = "linear"  # the relational STS output: "linear" (bias 2.5) or "sigmoid" (5·sigmoid)
+    plain_pair_heads: bool = False  # rlayer: also the plain paraphrase head, for head(..., plain=True)
 
     @property
     def cross(self) -> bool:
@@ -88,7 +97,8 @@ SENTIMENT = ("sst", "cfimdb")  # the single-sentence tasks: their heads (and the
 
 
 def pool(h: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Hidden states (N, T, C) and mask (N, T) -> sentence embeddings (N, C)."""
+    """Hidden states (N, T, C) and mask (N, T) -> sentence embeddings (N, C) ("mean" or "cls"; "pooler" is
+    ``MultitaskBert.sentence_embeddings``', it needs the pooler's weights)."""
     if how == "cls":
         return h[:, 0]
     m = mask.unsqueeze(-1).to(h.dtype)  # (N, T, 1)
@@ -141,6 +151,8 @@ class MultitaskBert(nn.Module):
         self.dropout = nn.Dropout(heads.dropout)
         if heads.sst_head not in SST_HEADS:
             raise ValueError(f"sst head {heads.sst_head!r}: choose {', '.join(SST_HEADS[:-1])} or {SST_HEADS[-1]}")
+        if heads.pooling not in ("mean", "cls", "pooler"):
+            raise ValueError(f"pooling {heads.pooling!r}: choose mean, cls or pooler")
         n_layers = bert.config.num_hidden_layers
         if not 0 <= heads.sst_layers <= n_layers:
             raise ValueError(f"sst layers {heads.sst_layers}: the encoder has {n_layers} layers "
@@ -175,8 +187,9 @@ class MultitaskBert(nn.Module):
             self.relational = RelationalLayer(C)
             self.para_out = nn.Linear(C, 1)
             self.sts_out = nn.Linear(C, 1)
-            nn.init.constant_(self.sts_out.bias, 2.5)  # start in the middle of the 0..5 scale
-        elif "para" in heads.tasks:
+            if heads.rlayer_sts == "linear":
+                nn.init.constant_(self.sts_out.bias, 2.5)  # start in the middle of the 0..5 scale
+        if "para" in heads.tasks and not heads.cross and (not heads.rlayer or heads.plain_pair_heads):
             self.para_classifier = nn.Linear(3 * C, 1)
 
     @property
@@ -187,9 +200,10 @@ class MultitaskBert(nn.Module):
         """Token ids -> embedding-layer output (N, T, C), the input SMART perturbs."""
         return self.bert.embed(batch.input_ids, batch.token_type_ids)
 
-    def head(self, task: str, emb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Embedding-layer output (N, T, C) -> the task's output (see the module docstring)."""
-        return self.output(task, self.sentence_embeddings(emb, mask, task))
+    def head(self, task: str, emb: torch.Tensor, mask: torch.Tensor, plain: bool = False) -> torch.Tensor:
+        """Embedding-layer output (N, T, C) -> the task's output (see the module docstring); ``plain``: a pair task
+        through the non-relational heads even with ``rlayer`` (the report's code's SMART terms)."""
+        return self.output(task, self.sentence_embeddings(emb, mask, task), plain)
 
     def sentence_embeddings(self, emb: torch.Tensor, mask: torch.Tensor, task: str) -> torch.Tensor:
         """Embedding-layer output (N, T, C) -> ``task``'s pooled sentence embeddings (N, C), before the head
@@ -199,15 +213,20 @@ class MultitaskBert(nn.Module):
         h = self.bert.encode(emb, mask, top)  # (N, T, C)
         if task in SENTIMENT and self.heads.sst_head == "lstm":
             return lstm_pool(getattr(self, f"{task}_lstm"), h, mask)
-        return pool(h, mask, self.heads.pooling)
+        return self.bert.pooler(h) if self.heads.pooling == "pooler" else pool(h, mask, self.heads.pooling)
 
-    def output(self, task: str, x: torch.Tensor) -> torch.Tensor:
+    def output(self, task: str, x: torch.Tensor, plain: bool = False) -> torch.Tensor:
         """Sentence embeddings (N, C), pairs stacked -> the task's output; several heads can share one
-        encoder pass (scoring a pair for paraphrase and similarity)."""
+        encoder pass (scoring a pair for paraphrase and similarity). ``plain``: see ``head``."""
         if task in SENTIMENT:
             if self.heads.sst_head == "mlp":
                 x = torch.tanh(getattr(self, f"{task}_dense")(self.dropout(x)))  # (N, C)
+            elif self.heads.sst_head == "leaky":
+                x = F.leaky_relu(x)  # the report's code: LeakyReLU, dropout, linear
             return getattr(self, f"{task}_classifier")(self.dropout(x))
+        if plain and self.heads.rlayer:
+            u, v = x.chunk(2)
+            return self.plain_pair_output(task, u, v)
         if self.heads.cross:  # x: one embedding per pair (B, C)
             head = self.para_classifier if task == "para" else self.sts_regressor
             return self.offset(task, head(self.dropout(x)).squeeze(-1))
@@ -228,13 +247,18 @@ class MultitaskBert(nn.Module):
         """Undropped sentence embeddings u, v (B, C) of a bi-encoded pair -> the pair task's output (B,)."""
         if self.heads.rlayer:
             r = self.relational(self.dropout(pair_features(u, v, self.heads.eps)))  # (B, C)
-            return (self.para_out if task == "para" else self.sts_out)(self.dropout(r)).squeeze(-1)
+            out = (self.para_out if task == "para" else self.sts_out)(self.dropout(r)).squeeze(-1)  # (B,)
+            return 5.0 * torch.sigmoid(out) if task == "sts" and self.heads.rlayer_sts == "sigmoid" else out
+        return self.plain_pair_output(task, u, v)
+
+    def plain_pair_output(self, task: str, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """u, v (B, C) -> the non-relational pair output (B,): the ``[u, v, |u - v|]`` logit, or 5·cosine."""
         if task == "para":
             return self.para_classifier(self.dropout(pair_features(u, v))).squeeze(-1)
         return 5.0 * F.cosine_similarity(u, v, dim=-1, eps=self.heads.eps)
 
-    def forward(self, batch: Batch) -> torch.Tensor:
-        return self.head(batch.task, self.embed(batch), batch.attention_mask)
+    def forward(self, batch: Batch, plain: bool = False) -> torch.Tensor:
+        return self.head(batch.task, self.embed(batch), batch.attention_mask, plain)
 
     def freeze_encoder(self) -> None:
         """The ``pretrain`` baseline: only the heads learn."""
@@ -242,14 +266,31 @@ class MultitaskBert(nn.Module):
             p.requires_grad_(False)
 
 
-def task_loss(task: str, out: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean training loss of one task batch; ``label_smoothing`` applies to the multi-class tasks only."""
-    kind = TASKS[task].kind
+@dataclass(frozen=True)
+class LossOptions:
+    """How a task batch's loss is scaled. ``label_smoothing``: the multi-class tasks'. ``per_batch``: None, the
+    mean over the batch (ours); else the classification losses are summed and divided by this (the report's code:
+    its configured batch size, whatever the batch's own size). ``sts_unit``: the STS loss on the code's 0..1 scale
+    (its cosine against label / 5), i.e. our 0..5-scale MSE / 25."""
+
+    label_smoothing: float = 0.0
+    per_batch: int | None = None
+    sts_unit: bool = False
+
+
+def task_loss(task: str, out: torch.Tensor, labels: torch.Tensor,
+              label_smoothing: float | LossOptions = 0.0) -> torch.Tensor:
+    """Training loss of one task batch: the mean with ``label_smoothing`` (a float, the multi-class tasks' only), or
+    scaled as a ``LossOptions`` says."""
+    o = label_smoothing if isinstance(label_smoothing, LossOptions) else LossOptions(label_smoothing)
+    kind, how = TASKS[task].kind, "mean" if o.per_batch is None else "sum"
     if kind == "classify":
-        return F.cross_entropy(out, labels, label_smoothing=label_smoothing)
-    if kind == "binary":
-        return F.binary_cross_entropy_with_logits(out, labels.to(out.dtype))
-    return F.mse_loss(out, labels.to(out.dtype))
+        loss = F.cross_entropy(out, labels, label_smoothing=o.label_smoothing, reduction=how)
+    elif kind == "binary":
+        loss = F.binary_cross_entropy_with_logits(out, labels.to(out.dtype), reduction=how)
+    else:
+        return F.mse_loss(out, labels.to(out.dtype)) / (25.0 if o.sts_unit else 1.0)
+    return loss if o.per_batch is None else loss / o.per_batch
 
 
 def predictions(task: str, out: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,10 @@ Schedules (B = ``batch_size``, n_t = training examples of task t):
   ``rrobin`` iterations; later epochs are plain ``rrobin``. ``pre_epochs=0`` is plain rrobin and
   ``pre_epochs >= epochs`` puts a Quora pass in front of every epoch. With ``--max-steps`` the cap cuts the
   plan from the front, so a short cap may keep only Quora steps.
+  ``rrobin_pre="para-first"`` is the report's code instead (its branch ``para-first``, where Table 2's row came
+  from): every epoch has ``floor(n_para / B)`` iterations, each with a Quora batch of B (each example at most once,
+  the remainder dropped); SST and STS join for the last ``floor(n_t / B)`` iterations, in batches of B (at least
+  one), so an epoch is Quora alone, then Quora and SST, then all three, and sees every task's data about once.
 - ``rrobin-full`` (report 4.2, "interleaved"): the largest task (Quora) anchors the epoch:
   ``iterations = floor(n_anchor / B)`` (at least 1), the anchor takes batches of B (each of its examples
   at most once, the remainder dropped) and every other task ``b_t = max(1, floor(B * n_t / n_anchor))``.
@@ -64,16 +68,21 @@ class ScheduleOptions:
     rrobin_subset: str = "fixed"
     seed: int = 0
     sst_passes: int = 1
+    rrobin_pre: str = "quora-epoch"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1 (got {self.batch_size})")
         if self.rrobin_subset not in RROBIN_SUBSETS:
             raise ValueError(f"rrobin subset {self.rrobin_subset!r}: choose {' or '.join(RROBIN_SUBSETS)}")
+        if self.rrobin_pre not in ("quora-epoch", "para-first"):
+            raise ValueError(f"rrobin-pre {self.rrobin_pre!r}: choose quora-epoch or para-first")
 
     @classmethod
     def from_config(cls, config: TrainConfig) -> ScheduleOptions:
-        return cls(**{f.name: getattr(config, f.name) for f in fields(cls)})
+        """The config's fields of the same names (one left unset, None, keeps this class's default: ours)."""
+        values = {f.name: getattr(config, f.name) for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if v is not None})
 
 
 # --- building blocks -------------------------------------------------------------------------------
@@ -176,6 +185,8 @@ class RoundRobin(Schedule):
     pre: bool = False  # rrobin-pre: a Quora pass in front of the first pre_epochs
 
     def plan(self, lengths: Lengths, epoch: int, rng: random.Random, o: ScheduleOptions) -> Plan:
+        if self.pre and o.rrobin_pre == "para-first":
+            return para_first_plan(lengths, rng, o)
         head = []
         if self.pre and epoch <= o.pre_epochs:
             if "para" not in lengths:
@@ -189,11 +200,32 @@ class RoundRobin(Schedule):
         return head + [[(t, [keep[t][j] for j in idx]) for t, idx in it] for it in plan]
 
     def describe(self, sizes: dict[str, int], o: ScheduleOptions) -> dict[str, Any]:
+        if self.pre and o.rrobin_pre == "para-first":
+            n, starts = para_first_starts(sizes, o.batch_size)
+            return {"iterations": n, "batch_sizes": dict.fromkeys(sizes, o.batch_size), "starts": starts,
+                    "rrobin_pre": "para-first"}
         d: dict[str, Any] = {"iterations": rrobin_iterations(sizes, o.batch_size),
                              "batch_sizes": dict.fromkeys(sizes, o.batch_size), "subset": o.rrobin_subset}
         if self.pre:
             d.update(pre_epochs=o.pre_epochs, pre_iterations=math.ceil(sizes.get("para", 0) / o.batch_size))
         return d
+
+
+def para_first_starts(sizes: dict[str, int], batch_size: int) -> tuple[int, dict[str, int]]:
+    """``(iterations, {task: first iteration it trains in})`` of the report's code's para-first epoch: Quora's
+    ``floor(n / B)`` iterations, each other task joining for its last ``max(1, floor(n_t / B))``."""
+    if "para" not in sizes:
+        raise ValueError("schedule rrobin-pre (para-first) needs the paraphrase (para) task")
+    n = max(1, sizes["para"] // batch_size)
+    return n, {t: 0 if t == "para" else n - min(n, max(1, k // batch_size)) for t, k in sizes.items()}
+
+
+def para_first_plan(lengths: Lengths, rng: random.Random, o: ScheduleOptions) -> Plan:
+    """One para-first epoch (see the module docstring): iteration i has every task whose start is <= i, in the
+    tasks' order (sst, para, sts), each a batch of B drawn without repeats from a fresh shuffle."""
+    n, starts = para_first_starts(sizes_of(lengths), o.batch_size)
+    streams = {t: iter(_cycled_batches(lengths[t], o.batch_size, n - starts[t], rng, o.bucket)) for t in lengths}
+    return [[(t, next(streams[t])) for t in lengths if i >= starts[t]] for i in range(n)]
 
 
 class Interleaved(Schedule):

@@ -71,10 +71,14 @@ class Setup:
 def prepare(config: TrainConfig) -> Setup:
     """Parse the variant, find encoder and data, tokenize every split once, and ``resolve`` what the options
     leave open. ``config`` was checked (``TrainConfig.validate``) where it was read: the CLI's flags or --config
-    file, a resumed run's config.json, a Table 2 row, the app's launch form."""
+    file, a resumed run's config.json, a Table 2 row, the app's launch form. The options left unset take the
+    profile's choices here (``TrainConfig.resolved``; the pooling, when still unset, the encoder folder's), so the
+    Setup's config (and the run's config.json) holds every choice made."""
+    config = config.resolved()
     variant = parse_variant(config.variant)
     tasks = train_tasks(variant, config.task, config.cfimdb)
     encoder_dir = resolve_encoder(config.encoder)
+    config = replace(config, pooling=config.pooling or default_pooling(encoder_dir))
     max_len = config.max_length
     positions = read_bert_config(encoder_dir).max_position_embeddings
     if max_len > positions:
@@ -105,9 +109,11 @@ def build_model(setup: Setup, device: torch.device) -> MultitaskBert:
     p = c.encoder_dropout
     dropout = {} if p is None else {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p}
     bert = load_pretrained(setup.encoder_dir, **dropout)
+    plain = setup.variant.rlayer and setup.variant.smart and c.smart.rlayer_terms == "plain"
     heads = HeadConfig(tasks=setup.eval_tasks, pooling=c.pooling or default_pooling(setup.encoder_dir),
                        dropout=c.dropout, rlayer=setup.variant.rlayer, pair_input=c.pair_input,
-                       sst_head=c.sst_head, pair_symmetric=c.pair_symmetric, sst_layers=c.sst_layers)
+                       sst_head=c.sst_head or "linear", pair_symmetric=c.pair_symmetric, sst_layers=c.sst_layers,
+                       rlayer_sts=c.rlayer_sts or "linear", plain_pair_heads=plain)
     model = MultitaskBert(bert, heads)
     if setup.variant.base == "pretrain":
         model.freeze_encoder()
@@ -115,6 +121,27 @@ def build_model(setup: Setup, device: torch.device) -> MultitaskBert:
         for layer in [*model.bert.encoder.layer, *(model.sst_top or [])]:
             layer.compile(dynamic=True)
     return model.to(device)
+
+
+def choice_notes(setup: Setup, model: MultitaskBert) -> list[str]:
+    """Lines for the run's log: the profile, and where the sentence embedding comes from (with the pooler: whether
+    the encoder's checkpoint held its weights or a randomly initialised pooler is used)."""
+    c = setup.config
+    notes = [f"profile {c.profile}: pooling {c.pooling}, sst head {c.sst_head}, loss scale {c.loss_scale}, "
+             f"sts target {c.sts_target}, rlayer sts {c.rlayer_sts}, rrobin-pre {c.rrobin_pre}"]
+    if setup.variant.smart:
+        s = c.smart
+        notes.append(f"SMART: λ {s.lam}, paraphrase KL {s.para_kl}, STS Bregman {s.sts_bregman}, teacher masks "
+                     f"{s.teacher_masks}, +rlayer terms {s.rlayer_terms}")
+    if c.pooling == "pooler":
+        if model.bert.pooler_pretrained:
+            notes.append(f"sentence embedding: BERT's pooler (dense + tanh on [CLS]), pooler.dense from "
+                         f"{setup.encoder_dir}")
+        else:
+            notes.append(f"sentence embedding: BERT's pooler (dense + tanh on [CLS]); {setup.encoder_dir} has no "
+                         f"pooler weights, so a randomly initialised pooler (normal, std 0.02; bias 0) is used and "
+                         f"trained")
+    return notes
 
 
 def planned_steps(setup: Setup) -> int:

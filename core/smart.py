@@ -40,6 +40,15 @@ The fast mode (``SmartConfig.fast()``, CLI ``--smart-fast``): 7F, about 2.3x. Tw
   R3F (Aghajanyan et al., 2021, "Better Fine-Tuning by Reducing Representational Collapse"), which matched
   SMART on GLUE at a fraction of the cost. This drops the adversarial search; the default keeps it.
 
+The report's code (``--profile report-code``; each also its own option, docs/report-code.md) differs in four ways,
+kept here as quirks off by default: ``para_kl="one-logit"`` (its KL over a softmax of the single paraphrase logit:
+both terms exactly 0 for paraphrase, so they are not computed); ``sts_bregman="batch-softmax"`` (its STS Bregman
+term: squared error of softmaxes taken across the batch of the 0..1 outputs, output / 5 here; with the relational
+student of ``rlayer_terms="plain"`` a softmax over one element, a constant); ``teacher_masks="fresh"`` (the teacher
+forward draws new dropout masks); ``rlayer_terms="plain"`` (with +rlayer, the adversarial forwards and the teacher
+run the pair tasks through the non-relational heads, as its ``model_prediction`` does, while the student is the
+main, relational output). Its λ default is 10 (``lam``), the report's text's 5.
+
 With ``--autocast bf16`` note that ε = 1e-5 is below bf16 resolution once x̃ enters the first matmul.
 
 Sizes measured on all-MiniLM-L6-v2 (``scripts/smart_terms.py``; experiments/smart-terms/): at ε = 1e-5 the
@@ -86,6 +95,15 @@ def smoothness_loss(task: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor
     return (a - b).pow(2).mean()
 
 
+def batch_softmax_bregman(out: torch.Tensor, teacher: torch.Tensor, single: bool = False) -> torch.Tensor:
+    """The report's code's STS Bregman term: scores (B,) of student and teacher on its 0..1 scale (output / 5) ->
+    the mean squared difference of their softmaxes across the batch. ``single``: its student is a (B, 1) relational
+    output, whose softmax over one element is 1: the difference broadcasts to (B, B) and carries no gradient."""
+    q = (teacher.float() / 5.0).softmax(0)  # (B,)
+    p = torch.ones_like(out.float())[:, None] if single else (out.float() / 5.0).softmax(0)  # (B, 1) or (B,)
+    return (p - q).pow(2).mean()
+
+
 @torch.no_grad()
 def ema_update(average: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
     """average ← decay · average + (1 − decay) · params, in two fused foreach kernels (the Bregman teacher, and
@@ -98,7 +116,9 @@ class Smart:
     """SMART terms for one model; ``Trainer`` calls ``capture_rng``, ``regularizer`` and ``update_teacher``."""
 
     def __init__(self, model: MultitaskBert, config: SmartConfig):
+        config = config.resolved()  # options left unset: ours (a run's config comes resolved by its profile)
         self.model, self.config = model, config
+        self.plain = model.heads.rlayer and config.rlayer_terms == "plain"  # pair terms through the plain heads
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         self.names = [n for n, _ in named]
         self.params: list[torch.Tensor] = [p for _, p in named]
@@ -115,8 +135,9 @@ class Smart:
         """λ·R_s + μ·Bregman for one batch. emb: the main forward's embedding output (N, T, C) (with its
         graph); out: the main forward's task output. Returns a scalar to add to the task loss."""
         zero = out.new_zeros((), dtype=torch.float32)  # the sum stays float32 under bf16 autocast
-        r_s = self.adversarial(task, batch, emb, out) if self.config.lam > 0 else zero
-        breg = self.bregman(task, batch, out) if self.config.mu > 0 else zero
+        vanishes = TASKS[task].kind == "binary" and self.config.para_kl == "one-logit"  # the code's KL: always 0
+        r_s = self.adversarial(task, batch, emb, out) if self.config.lam > 0 and not vanishes else zero
+        breg = self.bregman(task, batch, out) if self.config.mu > 0 and not vanishes else zero
         self._rng = {}
         self.terms.append((r_s.detach().float(), breg.detach().float()))  # read by the trainer's step log
         return zero + self.config.lam * r_s + self.config.mu * breg
@@ -132,7 +153,7 @@ class Smart:
         with self.dropout_off() if self.config.dropout_off else contextlib.nullcontext():
             if self.config.dropout_off:
                 with torch.no_grad():
-                    ref = self.model.head(task, emb.detach(), mask)
+                    ref = self.model.head(task, emb.detach(), mask, self.plain)
             else:  # the main forward's output: with same_masks the perturbed forwards reuse its masks
                 ref = out.detach()
             delta = self.ascend(task, emb.detach(), mask, ref)
@@ -142,7 +163,7 @@ class Smart:
     def _perturbed(self, task: str, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """f(x̃) from the embedding-layer output; with ``same_masks``, under the main forward's dropout masks."""
         with self._replay_rng("encoder") if self.config.same_masks else contextlib.nullcontext():
-            return self.model.head(task, x, mask)
+            return self.model.head(task, x, mask, self.plain)
 
     def ascend(self, task: str, x: torch.Tensor, mask: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """x (N, T, C) detached, ref the constant f(x) -> δ (N, T, C), ``|δ|∞ <= ε``, found by K steps of
@@ -160,9 +181,12 @@ class Smart:
 
     def bregman(self, task: str, batch: Batch, out: torch.Tensor) -> torch.Tensor:
         """l_s(f(x; θ), f(x; θ̃)): the student is the main forward's ``out``, the teacher a no-grad forward
-        with the teacher weights and the same dropout masks."""
-        with torch.no_grad(), self._replay_rng("forward"):
-            t = functional_call(self.model, dict(zip(self.names, self.teacher, strict=True)), (batch,))
+        with the teacher weights and the same dropout masks (``teacher_masks="fresh"``: new ones)."""
+        same = self.config.teacher_masks != "fresh"
+        with torch.no_grad(), self._replay_rng("forward") if same else contextlib.nullcontext():
+            t = functional_call(self.model, dict(zip(self.names, self.teacher, strict=True)), (batch, self.plain))
+        if TASKS[task].kind == "regress" and self.config.sts_bregman == "batch-softmax":
+            return batch_softmax_bregman(out, t, single=self.plain)
         return smoothness_loss(task, out, t)
 
     # --- teacher ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import AT_LEAST_1, TrainConfig, opt
+from core.config import AT_LEAST_1, PROFILES, TrainConfig, opt
 from core.report import COLUMNS as METRICS
 from core.runs import RunError, RunFolder, RunState, read_json, read_metrics, write_json_atomic
 
@@ -38,7 +38,7 @@ REPORT_TABLE2: dict[str, dict[str, float]] = {
 ROWS = tuple(REPORT_TABLE2)
 TABLE2_FILE = "table2.json"  # in the sweep's runs folder, beside table2.md and the row folders
 # Settings a row folder must share with the request to be resumed or reused.
-MATCH = ("variant", "task", "batch_size", "lr", "dropout", "encoder_dropout", "max_train", "max_dev", "max_steps",
+MATCH = ("profile", "variant", "task", "batch_size", "lr", "dropout", "encoder_dropout", "max_train", "max_dev", "max_steps",
          "seed", "encoder", "data_dir", "eval_all")
 
 
@@ -47,6 +47,8 @@ class Table2Config:
     """``walkless table2``'s options (its flags are generated from these fields)."""
 
     runs_dir: str = opt("runs/table2", "where the row runs and the table go (keep it outside a work tree)")
+    profile: str = opt("walkless", "walkless (ours) or report-code (every row as the report's code trains it; "
+                                   "docs/report-code.md)", choices=tuple(PROFILES))
     rows: tuple[str, ...] = opt(ROWS, "comma-separated subset of the rows, in any order")
     epochs: int = opt(1, "epochs per row (the report: 10)", check=AT_LEAST_1)
     encoder: str = opt("minilm-l6", "minilm-l6 (packaged) or a Hugging Face BERT folder")
@@ -75,7 +77,7 @@ def row_config(row: str, t: Table2Config) -> TrainConfig:
     """The report's settings for one row (section 4.2): batch 64, 16 under SMART, lr by variant, SST for
     the single-task rows, which are evaluated on all three dev sets."""
     smart = "+smart" in row
-    c = TrainConfig(variant=row, task="sst", encoder=t.encoder, data_dir=t.data_dir, runs_dir=t.runs_dir,
+    c = TrainConfig(profile=t.profile, variant=row, task="sst", encoder=t.encoder, data_dir=t.data_dir, runs_dir=t.runs_dir,
                     name=row_dir_name(row), epochs=t.epochs, batch_size=16 if smart else 64, seed=t.seed,
                     eval_all=True, max_train=t.max_train, max_dev=t.max_dev, max_steps=t.max_steps,
                     threads=t.threads, checkpoint_every=t.checkpoint_every, keep_last=1)
@@ -89,6 +91,8 @@ def _differences(saved: dict, wanted: TrainConfig) -> list[str]:
         a, b = saved.get(k), want.get(k)
         if k == "lr" and b is None:
             continue  # the default lr; config.json holds the resolved value
+        if k == "profile":
+            a = a or "walkless"  # a row folder from before profiles: ours
         if k == "data_dir":
             if b is None:
                 continue
@@ -183,7 +187,7 @@ def write_table2(t: Table2Config, training: str | None = None) -> dict:
     from core.bench import machine
 
     table = {"commands": commands, "machine": machine(), "updated": time.time(),
-             "settings": {"epochs": t.epochs, "encoder": t.encoder, "data_dir": t.data_dir, "max_train": t.max_train,
+             "settings": {"profile": t.profile, "epochs": t.epochs, "encoder": t.encoder, "data_dir": t.data_dir, "max_train": t.max_train,
                           "max_dev": t.max_dev, "max_steps": t.max_steps, "seed": t.seed},
              "wall_seconds": round(sum(r.get("wall_seconds") or 0 for r in rows), 1), "rows": rows}
     write_json_atomic(root / TABLE2_FILE, table)
@@ -219,8 +223,9 @@ def table2_markdown(table: dict) -> str:
         lines.append(f"| {r['row']} | " + " | ".join(cells) + f" | {secs} | {r.get('epochs_done', 0)} | {r['state']} |")
     scale = f"max_train {s['max_train']}" if s.get("max_train") else "full training sets"
     hours = table["wall_seconds"] / 3600
-    lines += ["", f"Dev metrics of each row's best checkpoint (single-task rows: chosen by SST); {s['epochs']} "
-                  f"epoch(s) per row, {scale}; encoder {s['encoder']}; total training wall time {hours:.2f} h.",
+    lines += ["", f"Dev metrics of each row's best checkpoint (single-task rows: chosen by SST); profile "
+                  f"{s.get('profile', 'walkless')}; {s['epochs']} epoch(s) per row, {scale}; encoder {s['encoder']}; "
+                  f"total training wall time {hours:.2f} h.",
               f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['threads']} threads)"
               + (f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU") + ".",
               "The report's numbers: BERT-base, 10 epochs, its seconds on a GPU.",

@@ -148,6 +148,9 @@ def run(trainer: Trainer, lock: RunLock | None = None, progress: Progress | None
     checkpoint that ``--resume`` continues from; a second Ctrl-C aborts at once."""
     trainer.on_progress = progress if trainer.is_main else None
     handler = attach_log(trainer.run_dir) if trainer.is_main else None
+    if trainer.is_main:
+        for note in trainer.notes:
+            log.info("%s", note)
     if trainer.is_main and status.get("resumed_from"):  # in train.log too (the app's log tail shows that file)
         log.info("resumed from checkpoint %s (epoch %d, step %d)", status["resumed_from"], trainer.epoch,
                  trainer.step)

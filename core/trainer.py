@@ -34,14 +34,15 @@ from torch import nn
 
 from core.calibrate import calibrate_para
 from core.checkpoint import FORMAT, pack_state, point_to, prune_checkpoints, save_checkpoint
+from core.config import TrainConfig
 from core.data import Batch, collate
 from core.distributed import DistInfo, all_mean, any_rank, device_for, shard
 from core.encoders import CheckpointError
 from core.evaluate import evaluate, headline
-from core.multitask import MultitaskBert, task_loss
+from core.multitask import LossOptions, MultitaskBert, task_loss
 from core.runs import MetricsLog, RunFolder, write_status
 from core.schedules import Plan, ScheduleOptions, make_plan
-from core.setup import Setup, build_model, lr_factor, make_optimizer
+from core.setup import Setup, build_model, choice_notes, lr_factor, make_optimizer
 from core.smart import Smart, ema_update
 from core.surgery import GradSurgery
 
@@ -58,8 +59,9 @@ class TrainingError(RuntimeError):
 
 
 def batch_loss(model: MultitaskBert, smart: Smart | None, task: str, batch: Batch,
-               label_smoothing: float = 0.0) -> torch.Tensor:
-    """Mean loss of one task batch, with the SMART terms when ``smart`` is set."""
+               label_smoothing: float | LossOptions = 0.0) -> torch.Tensor:
+    """Loss of one task batch (``task_loss``: the mean, or as ``LossOptions`` scale it), with the SMART terms when
+    ``smart`` is set."""
     if smart is not None:
         smart.capture_rng()  # the Bregman teacher replays this forward's dropout masks
     emb = model.embed(batch)
@@ -73,11 +75,17 @@ def batch_loss(model: MultitaskBert, smart: Smart | None, task: str, batch: Batc
     return loss
 
 
+def loss_options(c: TrainConfig) -> LossOptions:
+    """The loss scale of a (resolved) config: ``--loss-scale``, ``--sts-target`` and ``--label-smoothing``."""
+    per_batch = c.batch_size if c.loss_scale == "batch-size" else None
+    return LossOptions(c.label_smoothing, per_batch, c.sts_target == "unit")
+
+
 class StepLoss(nn.Module):
     """The weighted losses of some task batches as one module call, so that DistributedDataParallel can
     wrap it (DDP only synchronises gradients of work done inside its ``forward``)."""
 
-    def __init__(self, model: MultitaskBert, smart: Smart | None, label_smoothing: float = 0.0):
+    def __init__(self, model: MultitaskBert, smart: Smart | None, label_smoothing: float | LossOptions = 0.0):
         super().__init__()
         self.model = model
         self.smart = smart  # not a module: the teacher is not trained and not synchronised
@@ -114,6 +122,7 @@ class Trainer:
         self.dist = dist or DistInfo()
         self.device = device_for(self.dist, c.device)
         self.model = build_model(setup, self.device)
+        self.notes = choice_notes(setup, self.model)  # the profile's choices, for the run's log
         self.lr, self.clip, self.total_steps = setup.lr, setup.clip, setup.total_steps  # resolved by core.setup
         self.optimizer = make_optimizer(self.model, c, self.lr, self.device)
         self.params: list[torch.Tensor] = [p for p in self.model.parameters() if p.requires_grad]
@@ -121,7 +130,7 @@ class Trainer:
         self.ema = [p.detach().clone() for p in self.params] if c.ema > 0 else None  # starts at θ0
         self.schedule = ScheduleOptions.from_config(c)
         self.smart = Smart(self.model, c.smart) if setup.variant.smart else None
-        self.step_loss: nn.Module = StepLoss(self.model, self.smart, c.label_smoothing)
+        self.step_loss: nn.Module = StepLoss(self.model, self.smart, loss_options(c))
         self.surgery = None if c.grad_surgery == "none" else GradSurgery(c.grad_surgery, c.gradvac_beta, c.seed)
         if self.surgery is not None and self.dist.enabled:
             raise ValueError(f"--grad-surgery {c.grad_surgery}: not under torchrun (the task gradients are taken "

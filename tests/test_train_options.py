@@ -257,7 +257,7 @@ def test_every_training_option_is_set_by_the_flag_of_its_name_and_by_a_config_fi
     """One source of truth: each field of TrainConfig/SmartConfig is a flag of the same name (``smart_lam`` is
     ``--smart-lam``), and a JSON file of the options (a run's config.json) gives them all back."""
     parser, values = build_parser(), other_values()
-    assert len(values) == 59
+    assert len(values) == 68  # 59 + issue 38: --profile and the eight per-choice options it sets
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         args = [flag if value else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
@@ -427,11 +427,11 @@ def test_sst_head_mlp_trains_at_the_head_lr_and_is_what_the_checkpoint_scores(ti
 
 
 def test_sst_head_flag_default_and_bad_value(tiny_encoder):
-    assert (parse_train("--sst-head", "mlp").sst_head, parse_train().sst_head) == ("mlp", "linear")
+    assert (parse_train("--sst-head", "mlp").sst_head, parse_train().resolved().sst_head) == ("mlp", "linear")
     linear = MultitaskBert(load_pretrained(tiny_encoder), HeadConfig())
     assert not hasattr(linear, "sst_dense")  # the report's head: dropout + linear only
     assert HeadConfig.from_dict({"tasks": ["sst"]}).sst_head == "linear"  # checkpoints from before the option
-    with pytest.raises(ValueError, match="sst head 'deep': choose linear, mlp or lstm"):
+    with pytest.raises(ValueError, match="sst head 'deep': choose linear, leaky, mlp or lstm"):
         MultitaskBert(load_pretrained(tiny_encoder), HeadConfig(sst_head="deep"))
 
 
