@@ -121,6 +121,9 @@ class Trainer:
         c = setup.config
         self.dist = dist or DistInfo()
         self.device = device_for(self.dist, c.device)
+        if self.dist.enabled and c.loss_scale == "batch-size":  # shard's weights make a mean of each rank's mean
+            raise ValueError("--loss-scale batch-size is not supported under torchrun yet (each rank's loss is "
+                             "weighted as a mean of its shard); run it on one process")
         self.model = build_model(setup, self.device)
         self.notes = choice_notes(setup, self.model)  # the profile's choices, for the run's log
         self.lr, self.clip, self.total_steps = setup.lr, setup.clip, setup.total_steps  # resolved by core.setup
