@@ -64,11 +64,11 @@ def per_class_table(task: str, r: dict) -> Table:
 
 
 # Settings shown in the compare output: those shared by all runs in one footer line, the others per row.
-SETTINGS = ("encoder", "lr", "batch_size", "epochs", "max_steps", "dropout", "encoder_dropout", "seed", "per_task_step",
+SETTINGS = ("profile", "encoder", "lr", "batch_size", "epochs", "max_steps", "dropout", "encoder_dropout", "seed", "per_task_step",
             "lr_schedule", "warmup", "layer_decay", "head_lr", "ema", "weight_decay", "label_smoothing", "sst_passes",
             "sst_lr", "sst_head", "sst_layers", "grad_surgery", "pair_symmetric", "cfimdb", "max_length", "pair_input", "clip_grad",
             "bucket")
-DEFAULTS = TrainConfig().to_dict()  # a run made before an option existed ran with its default
+DEFAULTS = TrainConfig().resolved().to_dict()  # a run made before an option existed ran with its default (ours)
 
 
 def checkpoint_metrics(run_dir: str | Path) -> dict[str, float]:
