@@ -101,6 +101,8 @@ def pool(h: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
     ``MultitaskBert.sentence_embeddings``', it needs the pooler's weights)."""
     if how == "cls":
         return h[:, 0]
+    if how != "mean":
+        raise ValueError(f"pooling {how!r}: pool() takes mean or cls (pooler: MultitaskBert.sentence_embeddings)")
     m = mask.unsqueeze(-1).to(h.dtype)  # (N, T, 1)
     return (h * m).sum(1) / m.sum(1).clamp(min=1.0)
 
