@@ -104,7 +104,7 @@ def test_fast_smart_learns_and_starts_from_the_cli(tiny_encoder, demo_data, tmp_
                "--batch-size", "4", "--max-train", "8", "--max-dev", "4", "--max-steps", "2"])
     assert rc == 0
     smart = json.loads((tmp_path / "fast" / "config.json").read_text())["smart"]
-    assert smart == vars(SmartConfig.fast())
+    assert smart == vars(SmartConfig.fast().resolved())  # config.json records every resolved choice (λ 5)
     assert (smart["same_masks"], smart["dropout_off"]) == (True, False)
 
 
