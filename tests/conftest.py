@@ -53,3 +53,7 @@ def notes(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(WalklessApp, "notify", notify)
     return seen
+
+
+def pytest_addoption(parser):
+    parser.addoption("--snapshot-update", action="store_true", help="rewrite the app's text snapshots")
