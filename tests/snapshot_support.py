@@ -12,13 +12,14 @@ varies (latency, numbers computed by a model, absolute paths) is masked by the t
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from tui_support import screen_text
+from rich.console import Console
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 T0 = 1_796_000_000.0  # 2026-11-30 00:53 UTC: every frozen run starts here
@@ -32,6 +33,15 @@ def masked(text: str, patterns: Iterable[str] = (), paths: Iterable[Path | str] 
     for pattern in patterns:
         text = re.sub(pattern, lambda m: "#" * len(m.group()), text)
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def screen_text(app) -> str:
+    """The screen as the terminal shows it, in plain text: the composition ``App.export_screenshot`` renders."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True, record=True,
+                      color_system="truecolor", legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)
 
 
 def assert_snapshot(app, name: str, update: bool, patterns: Iterable[str] = (),

@@ -96,3 +96,30 @@ async def test_score_and_evaluate(shot, home, size):
         await wait_for(pilot, lambda: app.screen.shown > 0 and app.screen.reports, timeout=60, what="evaluated")
         await pilot.pause(0.3)
         await shot(app, f"evaluate-{size}", DIGITS)
+
+
+@pytest.fixture(scope="module")
+def sweep(tiny_encoder, home) -> Path:
+    """A finished two-row `walkless table2` sweep (two steps a row) beside the runs."""
+    from core.table2 import Table2Config, run_table2
+
+    config = Table2Config(runs_dir=str(home / "table2"), rows=("finetune", "rrobin"), encoder=str(tiny_encoder),
+                          max_train=16, max_dev=8, max_steps=2,
+                          command="walkless table2 --runs-dir table2 --max-train 16 --max-dev 8 --max-steps 2")
+    run_table2(config)
+    return home / "table2"
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_table2_and_a_confirmation(shot, home, sweep, size):
+    app = WalklessApp(home / "runs")
+    async with app.run_test(size=SIZES[size]) as pilot:
+        await wait_for(pilot, lambda: len(app.screen.runs) == 2, what="two runs listed")
+        app.stop(home / "runs" / "rrobin-demo")
+        await pilot.pause(0.3)
+        await shot(app, f"confirm-{size}")
+        await pilot.press("escape")
+        assert app.open_table2(sweep)
+        await wait_for(pilot, lambda: app.screen.sweep_reads > 0 and app.screen.updates > 0, what="the sweep")
+        await pilot.pause(0.3)
+        await shot(app, f"table2-{size}", [r"machine: .*", *DIGITS])  # CPU model, cores, torch build
