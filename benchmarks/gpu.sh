@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU checks in one run (about 4 minutes on one H100/H200, at most 8):
-#   1. tests/test_cuda.py: minBERT = transformers on CUDA, the CPU fast paths standing aside, SMART's dropout
+#   1. tests/core/test_cuda.py: minBERT = transformers on CUDA, the CPU fast paths standing aside, SMART's dropout
 #      replay (Bregman term exactly 0 at the teacher), bf16 autocast, a GPU run checkpointed, scored on the CPU
 #      and resumed;
 #   2. end to end against the expert transformers script on the GPU (bf16, sdpa), 3 alternating rounds;
@@ -17,7 +17,7 @@ work=$(mktemp -d)
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$OUT/nvidia-smi.txt" 2>&1
 
 t0=$SECONDS
-timeout 200 "$PY" -m pytest -q -p no:cacheprovider tests/test_cuda.py > "$OUT/cuda-tests.log" 2>&1
+timeout 200 "$PY" -m pytest -q -p no:cacheprovider tests/core/test_cuda.py > "$OUT/cuda-tests.log" 2>&1
 tests_rc=$?
 tests_s=$((SECONDS - t0))
 echo "cuda tests: rc $tests_rc in ${tests_s}s: $(tail -n 1 "$OUT/cuda-tests.log")"

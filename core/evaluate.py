@@ -2,7 +2,7 @@
 
 Metric names: ``sst/acc``, ``cfimdb/acc``, ``para/acc``, ``sts/pearson``. Reports hold the confusion
 matrix and per-class precision/recall/F1 for classification tasks (computed here with numpy; they equal
-scikit-learn's, which tests/test_evaluate.py checks), and the true and predicted score lists for STS.
+scikit-learn's, which tests/core/test_evaluate.py checks), and the true and predicted score lists for STS.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def predict(model: MultitaskBert, data: TaskData, batch_size: int = 128, device:
 def class_scores(labels: np.ndarray, preds: np.ndarray, k: int) -> dict[str, np.ndarray]:
     """Confusion matrix (k, k) (rows true, columns predicted) and per-class precision, recall, F1 and
     support, 0 where undefined: scikit-learn's ``confusion_matrix`` and ``precision_recall_fscore_support
-    (zero_division=0)``, which tests/test_evaluate.py checks against. Written out because importing
+    (zero_division=0)``, which tests/core/test_evaluate.py checks against. Written out because importing
     ``sklearn.metrics`` is slow (``python -X importtime -c "import sklearn.metrics"``), a cost every command
     that evaluates would pay."""
     cm = np.bincount(labels * k + preds, minlength=k * k).reshape(k, k)

@@ -1,6 +1,6 @@
 """The CPU fast paths behind minBERT's plain modules (``core.model``), each giving the plain computation's
-result (tests/test_fast_paths.py, tests/test_packed_inference.py) and standing aside off CPU
-(tests/test_cuda.py). What each one buys is measured in benchmarks/README.md.
+result (tests/core/test_fast_paths.py, tests/core/test_packed_inference.py) and standing aside off CPU
+(tests/core/test_cuda.py). What each one buys is measured in benchmarks/README.md.
 
 - ``Tokens``: no matmul, LayerNorm, GELU or dropout on padding.
 - ``Packable.project``: a module's linear layers side by side, Q, K and V as one matmul.

@@ -2,7 +2,7 @@
 
 Module and parameter names follow Hugging Face's ``BertModel`` exactly (``encoder.layer.N.attention.self.query``,
 ``pooler.dense``...), so its state dict loads by name (from a folder: ``core.encoders``), and outputs equal it on
-real tokens (tests/test_model.py). The CPU fast paths it imports are ``core.fastpath``.
+real tokens (tests/core/test_model.py). The CPU fast paths it imports are ``core.fastpath``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,54 @@
+"""Helpers shared by the Pilot tests of the app."""
+
+from __future__ import annotations
+
+import time
+
+from textual.widgets import Static
+
+BIG, SMALL = (180, 50), (80, 24)  # a roomy terminal and the smallest the app is laid out for
+LONG = "rrobin-full_rlayer-20261204-153012"  # a generated-style run name, longer than the runs list's column
+
+
+def text_of(widget: Static) -> str:
+    return str(widget.render())
+
+
+async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "condition") -> None:
+    """Let the app run until ``condition()`` holds (workers run in threads; this is not a speed test)."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text lines (the composed screen, modal dialogs included)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def runs_screen(app):
+    """The Runs screen at the bottom of the app's stack."""
+    from walkless_tui.screens.runs import RunsScreen
+
+    return next(s for s in app.screen_stack if isinstance(s, RunsScreen))
+
+
+async def scanned(pilot, names: set[str] | None = None):
+    """Wait for the Runs screen's next scan of the runs folder (listing ``names``, when given); returns it."""
+    screen = runs_screen(pilot.app)
+    n = screen.scans
+    await wait_for(pilot, lambda: screen.scans > n and (names is None or names <= {r.name for r in screen.runs}),
+                   what="a scan of the runs folder")
+    return screen
+
+
+async def opened_compare(pilot, run_dirs: list):
+    """Open Compare on ``run_dirs`` and wait until it shows them all; returns the screen."""
+    app = pilot.app
+    app.open_compare(run_dirs)
+    await pilot.pause()
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.updates > 0 and len(screen.rows) == len(run_dirs), what="the comparison")
+    return screen

@@ -1,0 +1,78 @@
+"""The launch form says what it will run: the app's data dir when the field is empty, lr and batch that follow the variant, fewer widgets at open."""
+
+from __future__ import annotations
+
+import shutil
+
+from support.tui import LONG, scanned, wait_for
+from textual.widgets import DataTable
+
+from walkless_tui.app import WalklessApp
+
+
+async def test_an_empty_data_dir_is_the_apps_and_the_runs_data_is_shown(runs, tmp_path, demo_data):
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    app = WalklessApp(runs, data)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await scanned(pilot, {LONG})
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        form.query_one("#data_dir").value = ""
+        _, config, problems = form.form()
+        assert not problems and config.data_dir == str(data)  # not the demo data
+        assert str(data) in form.query_one("#data_dir").placeholder
+        await pilot.press("escape")
+        table = screen.query_one("#runs-table", DataTable)
+        table.move_cursor(row=screen._keys.index(LONG))
+        await pilot.pause()
+        assert "(the demo data)" in str(screen.query_one("#run-detail").render())  # trained on demo_data
+
+
+async def test_lr_and_batch_follow_the_variant_unless_typed(runs):
+    from textual.widgets import Input, Select, Static
+
+    app = WalklessApp(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await scanned(pilot, {"ft"})
+        screen.query_one("#runs-table", DataTable).move_cursor(row=screen._keys.index("ft"))
+        await pilot.press("N")  # a new run from ft (finetune, lr 1e-3 and batch 16 as trained)
+        await pilot.pause()
+        form = app.screen
+        lr, batch = form.query_one("#lr", Input), form.query_one("#batch_size", Input)
+        assert (lr.value, batch.value) == ("0.001", "16")
+        form.query_one("#variant", Select).value = "rrobin+smart"
+        await pilot.pause()
+        assert (lr.value, batch.value) == ("1e-05", "16")  # the source's values followed the variant
+        about = str(form.query_one("#variant-about", Static).render())
+        assert "SST, Quora, STS in turn" in about and "SMART" in about
+        form.query_one("#variant", Select).value = "rrobin"
+        await pilot.pause()
+        assert (lr.value, batch.value) == ("1e-05", "64")
+        lr.value = "3e-05"  # typed: kept from now on
+        form.query_one("#variant", Select).value = "pretrain"
+        await pilot.pause()
+        assert (lr.value, batch.value) == ("3e-05", "64")
+        _, config, problems = form.form()
+        assert not problems and config.lr == 3e-05 and config.variant == "pretrain"
+
+
+async def test_the_form_opens_with_fewer_widgets_and_keeps_every_option(runs):
+    """The "more options" and SMART rows are made when first shown; their values (a template's) still launch."""
+    from textual.widgets import Collapsible
+
+    app = WalklessApp(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await scanned(pilot, {LONG})
+        app.open_launch({"variant": "rrobin+smart", "lr_schedule": "linear", "warmup": 0.1,
+                         "smart": {"lam": 2.0}})
+        await pilot.pause()
+        form = app.screen
+        assert not form.query("#lr_schedule")  # not made yet
+        _, config, problems = form.form()
+        assert not problems and (config.lr_schedule, config.warmup, config.smart.lam) == ("linear", 0.1, 2.0)
+        form.query_one("#more-options", Collapsible).collapsed = False
+        await wait_for(pilot, lambda: not form.pending, what="the more options rows")
+        assert str(form.query_one("#lr_schedule").value) == "linear" and form.query_one("#warmup").value == "0.1"
+
