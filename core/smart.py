@@ -135,12 +135,14 @@ class Smart:
         """λ·R_s + μ·Bregman for one batch. emb: the main forward's embedding output (N, T, C) (with its
         graph); out: the main forward's task output. Returns a scalar to add to the task loss."""
         zero = out.new_zeros((), dtype=torch.float32)  # the sum stays float32 under bf16 autocast
+        lam = self.config.lam
+        assert lam is not None, "SmartConfig.resolved() sets λ from the profile"
         vanishes = TASKS[task].kind == "binary" and self.config.para_kl == "one-logit"  # the code's KL: always 0
-        r_s = self.adversarial(task, batch, emb, out) if self.config.lam > 0 and not vanishes else zero
+        r_s = self.adversarial(task, batch, emb, out) if lam > 0 and not vanishes else zero
         breg = self.bregman(task, batch, out) if self.config.mu > 0 and not vanishes else zero
         self._rng = {}
         self.terms.append((r_s.detach().float(), breg.detach().float()))  # read by the trainer's step log
-        return zero + self.config.lam * r_s + self.config.mu * breg
+        return zero + lam * r_s + self.config.mu * breg
 
     def drain_terms(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The (R_s, Bregman) pairs of the batches since the last call, in order (device tensors, no sync)."""
