@@ -7,6 +7,9 @@ random model's outputs, whose digits are masked. ``pytest --snapshot-update`` re
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,39 +21,47 @@ from core.train import train
 from walkless_tui.app import WalklessApp
 
 SIZES = {"160x48": (160, 48), "80x24": (80, 24)}
-REPO = Path(__file__).resolve().parents[2]
 DIGITS = [r"\d"]
 STAMP = [r"\d{8}-\d{6}"]  # the generated run name's date and time
 
 
 @pytest.fixture(scope="module")
-def home(tiny_encoder, demo_data, tmp_path_factory) -> Path:
-    """A folder holding ``runs/`` with a 3-epoch rrobin run and a 2-epoch SST finetune run, numbers frozen."""
-    home = tmp_path_factory.mktemp("snapshots")
-    common = dict(encoder=str(tiny_encoder), data_dir=str(demo_data), runs_dir=str(home / "runs"), batch_size=16,
-                  lr=1e-3, log_every=1, max_train=48, threads=1)
+def home(tiny_encoder, demo_data) -> Iterator[Path]:
+    """A folder holding ``runs/`` (a 3-epoch rrobin run and a 2-epoch SST finetune run, numbers frozen), the encoder
+    and the data. Its path has the same length on every machine (``mkdtemp``'s suffix is fixed-length), so a path
+    the screens show, masked, takes the same room everywhere."""
+    home = Path(tempfile.mkdtemp(prefix="walkless-snapshots-", dir="/tmp"))
+    shutil.copytree(tiny_encoder, home / "tiny-bert")
+    shutil.copytree(demo_data, home / "data")
+    common = dict(encoder=str(home / "tiny-bert"), data_dir=str(home / "data"), runs_dir=str(home / "runs"),
+                  batch_size=16, lr=1e-3, log_every=1, max_train=48, threads=1)
     train(TrainConfig(variant="rrobin", name="rrobin-demo", epochs=3, **common))
     train(TrainConfig(variant="finetune", task="sst", name="finetune-sst-demo", epochs=2, **common))
     freeze_run(home / "runs" / "rrobin-demo")
     freeze_run(home / "runs" / "finetune-sst-demo", offset=0.05)
-    return home
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
-def shot(home, tiny_encoder, demo_data, monkeypatch, request):
-    """``await shot(pilot, name, patterns)``: compare the screen, the machine's paths masked."""
+def shot(home, monkeypatch, request):
+    """``await shot(pilot, name, patterns)``: compare the screen, the home folder's path masked."""
     monkeypatch.chdir(home)  # the screens show paths relative to here: "runs/rrobin-demo"
     update = request.config.getoption("--snapshot-update")
 
     async def compare(pilot, name: str, patterns=()) -> None:
-        await assert_snapshot(pilot, name, update, patterns, paths=[home, tiny_encoder, demo_data, REPO])
+        await assert_snapshot(pilot, name, update, patterns, paths=[home])
 
     return compare
 
 
+def walkless_app(home: Path) -> WalklessApp:
+    return WalklessApp(home / "runs", data_dir=home / "data")
+
+
 @pytest.mark.parametrize("size", SIZES)
 async def test_runs_monitor_compare(shot, home, size):
-    app = WalklessApp(home / "runs")
+    app = walkless_app(home)
     async with app.run_test(size=SIZES[size]) as pilot:
         await wait_for(pilot, lambda: len(app.screen.runs) == 2, what="two runs listed")
         await pilot.pause(0.3)
@@ -68,7 +79,7 @@ async def test_runs_monitor_compare(shot, home, size):
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_launch_and_help(shot, home, size):
-    app = WalklessApp(home / "runs")
+    app = walkless_app(home)
     async with app.run_test(size=SIZES[size]) as pilot:
         app.open_launch()
         await pilot.pause(0.5)
@@ -81,7 +92,7 @@ async def test_launch_and_help(shot, home, size):
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_score_and_evaluate(shot, home, size):
-    app = WalklessApp(home / "runs")
+    app = walkless_app(home)
     async with app.run_test(size=SIZES[size]) as pilot:
         app.open_score(home / "runs" / "rrobin-demo")
         await wait_for(pilot, lambda: app.screen.scorer is not None, timeout=60, what="checkpoint loaded")
@@ -99,11 +110,12 @@ async def test_score_and_evaluate(shot, home, size):
 
 
 @pytest.fixture(scope="module")
-def sweep(tiny_encoder, home) -> Path:
+def sweep(home) -> Path:
     """A finished two-row `walkless table2` sweep (two steps a row) beside the runs."""
     from core.table2 import Table2Config, run_table2
 
-    config = Table2Config(runs_dir=str(home / "table2"), rows=("finetune", "rrobin"), encoder=str(tiny_encoder),
+    config = Table2Config(runs_dir=str(home / "table2"), rows=("finetune", "rrobin"), encoder=str(home / "tiny-bert"),
+                          data_dir=str(home / "data"),
                           max_train=16, max_dev=8, max_steps=2,
                           command="walkless table2 --runs-dir table2 --max-train 16 --max-dev 8 --max-steps 2")
     run_table2(config)
@@ -112,7 +124,7 @@ def sweep(tiny_encoder, home) -> Path:
 
 @pytest.mark.parametrize("size", SIZES)
 async def test_table2_and_a_confirmation(shot, home, sweep, size):
-    app = WalklessApp(home / "runs")
+    app = walkless_app(home)
     async with app.run_test(size=SIZES[size]) as pilot:
         await wait_for(pilot, lambda: len(app.screen.runs) == 2, what="two runs listed")
         app.stop(home / "runs" / "rrobin-demo")
