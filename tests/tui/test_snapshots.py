@@ -101,7 +101,7 @@ async def test_score_and_evaluate(shot, home, size):
         await wait_for(pilot, lambda: app.screen.sentiment_result and app.screen.pair_result
                        and app.screen.pair_result["b"].endswith("python?"), what="scored")
         await pilot.pause(0.3)
-        await shot(pilot, f"score-{size}", DIGITS)
+        await shot(pilot, f"score-{size}", [r"\d[\d.]* ms *", *DIGITS])  # a latency and the spaces after it
         app.pop_screen()
         app.open_evaluate(home / "runs" / "rrobin-demo")
         await wait_for(pilot, lambda: app.screen.shown > 0 and app.screen.reports, timeout=60, what="evaluated")
