@@ -49,13 +49,13 @@ async def settled_text(pilot, timeout: float = 10.0) -> str:
     """The screen once it has stopped changing and its footer is drawn (the footer fills in after the screen
     mounts, later on a busy machine)."""
     end = time.monotonic() + timeout
-    text = screen_text(pilot.app)
+    seen = [screen_text(pilot.app)]
     while True:
-        await pilot.pause(0.2)
-        again = screen_text(pilot.app)
-        if (again == text and again.rstrip("\n").splitlines()[-1].strip()) or time.monotonic() > end:
-            return again
-        text = again
+        await pilot.pause(0.25)
+        seen = [*seen[-2:], screen_text(pilot.app)]
+        same = len(seen) == 3 and seen[0] == seen[1] == seen[2]  # unchanged for half a second
+        if (same and seen[-1].rstrip("\n").splitlines()[-1].strip()) or time.monotonic() > end:
+            return seen[-1]
 
 
 async def assert_snapshot(pilot, name: str, update: bool, patterns: Iterable[str] = (),

@@ -399,11 +399,10 @@ class CompareScreen(WalklessScreen):
     def _table2(self) -> None:
         table = self.query_one("#table2", DataTable)
         table.clear(columns=True)
-        for key, header in [("run", "run"), ("variant", "variant"), *COLUMNS, ("seconds", "s/epoch")]:
-            table.add_column(header, key=key)
         # ★ only where two or more runs have a value to compete with
         values = {k: [r[k] for r in self.rows if isinstance(r.get(k), (int, float))] for k, _ in COLUMNS}
         best = {k: max(v) if len(v) > 1 else None for k, v in values.items()}
+        rows: list[list[Text]] = []
         for r in self.rows:
             cells = []
             for k, _ in COLUMNS:
@@ -415,8 +414,14 @@ class CompareScreen(WalklessScreen):
                 else:
                     cells.append(Text(f"{v:.3f}  ", justify="right"))
             sec = r.get("seconds")
-            table.add_row(r["name"], r["variant"], *cells,
-                          Text("-" if sec is None else f"{sec:,.1f}", justify="right"), key=r["name"])
+            rows.append([Text(r["name"]), Text(r["variant"]), *cells,
+                         Text("-" if sec is None else f"{sec:,.1f}", justify="right")])
+        # widths from the cells themselves: left to the DataTable, a refresh every 2 s could leave the columns at
+        # their headers' widths ("rro", "finetun")
+        for i, (key, header) in enumerate([("run", "run"), ("variant", "variant"), *COLUMNS, ("seconds", "s/epoch")]):
+            table.add_column(header, key=key, width=max([len(header)] + [row[i].cell_len for row in rows]))
+        for r, row in zip(self.rows, rows, strict=True):
+            table.add_row(*row, key=r["name"])
         note = ENCODER_NOTE if any(is_minilm(r["config"].get("encoder")) for r in self.rows) else ""
         if not self.rows:
             note = "Choose runs on the left (space)."
