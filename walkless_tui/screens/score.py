@@ -196,11 +196,11 @@ class ScoreScreen(WalklessScreen):
     def _run_sentence(self, scorer, task: str, text: str) -> None:
         with self._lock:
             result = scorer.sentiment(text, task=task)
-        self.from_thread(self._show_sentence, task, text, result)
+        self.from_thread(self._show_sentence, scorer, task, text, result)
 
-    def _show_sentence(self, task: str, text: str, result: dict) -> None:
-        if text != self.query_one("#sentence", Input).value.strip():
-            return  # typed on since; a newer result is coming
+    def _show_sentence(self, scorer, task: str, text: str, result: dict) -> None:
+        if scorer is not self.scorer or text != self.query_one("#sentence", Input).value.strip():
+            return  # another checkpoint loaded, or typed on since: a newer result is coming
         self.sentiment_result = {"task": task, "text": text, **result}
         labels = SENTIMENT_LABELS[task]
         self.query_one("#sentiment-bars", ScoreBars).set_rows(
@@ -218,9 +218,11 @@ class ScoreScreen(WalklessScreen):
     def _run_pair(self, scorer, a: str, b: str) -> None:
         with self._lock:
             result = scorer.pair(a, b)
-        self.from_thread(self._show_pair, a, b, result)
+        self.from_thread(self._show_pair, scorer, a, b, result)
 
-    def _show_pair(self, a: str, b: str, result: dict) -> None:
+    def _show_pair(self, scorer, a: str, b: str, result: dict) -> None:
+        if scorer is not self.scorer:
+            return  # scored by a checkpoint that is no longer loaded (a thread worker runs to its end)
         if (a, b) != (self.query_one("#pair-a", Input).value.strip(), self.query_one("#pair-b", Input).value.strip()):
             return
         self.pair_result = {"a": a, "b": b, **result}
