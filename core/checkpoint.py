@@ -88,7 +88,7 @@ def unpack_state(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 # --- writing ------------------------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     """The file's SHA-256 as hex, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -120,7 +120,7 @@ def _write_files(tmp: Path, model: MultitaskBert, meta: dict, tokenizer_dir: Pat
         save_file({k: v.detach().contiguous().cpu() for k, v in extra.items()}, str(tmp / STATE_TENSORS))
     if extra_meta is not None:
         (tmp / STATE_JSON).write_text(json.dumps(extra_meta))
-    files = {f.name: {"size": f.stat().st_size, "sha256": _sha256(f)} for f in sorted(tmp.iterdir())}
+    files = {f.name: {"size": f.stat().st_size, "sha256": sha256(f)} for f in sorted(tmp.iterdir())}
     (tmp / CKPT_MANIFEST).write_text(json.dumps({"format": FORMAT, "files": files}, indent=2))
     for f in tmp.iterdir():  # data on disk before the rename makes it visible
         with open(f, "rb") as fh:
@@ -196,7 +196,7 @@ def verify_checkpoint(folder: Path, hashes: bool = True) -> None:
             raise CheckpointError(f"{f}: missing (listed in {CKPT_MANIFEST})")
         if f.stat().st_size != want.get("size"):
             raise CheckpointError(f"{f}: {f.stat().st_size} bytes, expected {want.get('size')} (truncated?)")
-        if hashes and _sha256(f) != want.get("sha256"):
+        if hashes and sha256(f) != want.get("sha256"):
             raise CheckpointError(f"{f}: content does not match its SHA-256 in {CKPT_MANIFEST} (corrupt)")
 
 

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoint import FORMAT, load_checkpoint, save_model, verify_checkpoint
+from core.checkpoint import FORMAT, load_checkpoint, save_model, sha256, verify_checkpoint
 from core.data import TASKS, Batch, TaskData, load_task
 from core.encoders import CheckpointError, load_tokenizer
 from core.evaluate import outputs, task_report
@@ -322,16 +322,6 @@ def run_files(folder: Path, meta: dict, result: EnsembleResult) -> None:
         lines.append({"kind": "epoch", "time": round(now, 3), "epoch": 0, "step": 0, "dev": result.dev})
         lines += [{"kind": "report", "time": round(now, 3), "epoch": 0, "step": 0, **r} for r in result.reports.values()]
     run.metrics_file.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
-
-
-def sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --- loading ----------------------------------------------------------------------------------------
