@@ -5,6 +5,7 @@ allowed values and range. The CLI's flags (``--batch-size`` for ``batch_size``, 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import types
@@ -305,10 +306,12 @@ class TrainConfig:
         return TrainConfig.from_dict(d)
 
 
-def option_fields(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, Field, Any, bool]]:
+@functools.cache  # the form, its validators and the CLI ask often; reading the type hints costs ~2 ms a time
+def option_fields(cls: type = TrainConfig, prefix: str = "") -> tuple[tuple[str, Field, Any, bool], ...]:
     """Every option of ``cls`` as (flat name, field, value type, may be None); a nested dataclass's options
     are named with its field's prefix (``smart_lam``)."""
-    out, hints = [], typing.get_type_hints(cls)
+    out: list[tuple[str, Field, Any, bool]] = []
+    hints = typing.get_type_hints(cls)
     for f in fields(cls):
         if is_dataclass(hints[f.name]):
             out += option_fields(hints[f.name], f"{prefix}{f.name}_")
@@ -316,14 +319,15 @@ def option_fields(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, 
         union = typing.get_origin(hints[f.name]) in (typing.Union, types.UnionType)
         args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
         out.append((prefix + f.name, f, args[0] if union else hints[f.name], union))
-    return out
+    return tuple(out)
 
 
 def parse_option(name: str, text: str, cls: type = TrainConfig) -> Any:
     """The text of option ``name`` of ``cls`` (flat, as ``option_fields``) -> its value; a ``ValueError`` says
     what it must be."""
     _, f, kind, optional = next(o for o in option_fields(cls) if o[0] == name)
-    value = parse_value(kind, optional, text)
+    free_text = kind is str and not f.metadata["choices"]  # a name or a folder: "none" is that word, not unset
+    value = parse_value(kind, optional, text, none_word=not free_text)
     problem = check_value(f, kind, value)
     if problem:
         raise ValueError(f"{text.strip()!r}: must be {problem}")
@@ -362,10 +366,11 @@ def check_value(f: Field, kind: type, value: Any) -> str | None:
     return check[1] if check and not check[0](value) else None
 
 
-def parse_value(kind: type, optional: bool, text: str) -> Any:
-    """Text of an option (the CLI's, the form's) -> its typed value; '' or 'none' is None where allowed."""
+def parse_value(kind: type, optional: bool, text: str, none_word: bool = True) -> Any:
+    """Text of an option (the CLI's, the form's) -> its typed value; '' (or 'none', with ``none_word``) is None
+    where allowed."""
     text = text.strip()
-    if optional and text.lower() in ("", "none"):
+    if optional and (text == "" or (none_word and text.lower() == "none")):
         return None
     if typing.get_origin(kind) is tuple:  # comma-separated
         return tuple(parse_value(typing.get_args(kind)[0], False, t) for t in text.split(",") if t.strip())

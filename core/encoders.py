@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -139,15 +140,21 @@ def load_pretrained(name_or_path: str | Path, **overrides) -> BertModel:
     return model
 
 
-def load_tokenizer(folder: str | Path):
-    """The fast BERT tokenizer stored in a checkpoint folder (no download)."""
+def tokenizer_class() -> Any:
+    """transformers' ``BertTokenizerFast``, imported on first use: importing transformers takes over a second,
+    which the app spends in the background at start (so that loading a checkpoint to score is not the first)."""
     from transformers import BertTokenizerFast  # type: ignore[attr-defined]  # a lazy alias in transformers 5
 
+    return BertTokenizerFast
+
+
+def load_tokenizer(folder: str | Path):
+    """The fast BERT tokenizer stored in a checkpoint folder (no download)."""
     folder = Path(folder)
     if not ((folder / "vocab.txt").is_file() or (folder / "tokenizer.json").is_file()):
         raise CheckpointError(f"{folder}: no tokenizer (neither vocab.txt nor tokenizer.json)")
     try:
-        return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+        return tokenizer_class().from_pretrained(str(folder), local_files_only=True)
     except Exception as e:
         raise CheckpointError(f"{folder}: no usable BERT tokenizer (vocab.txt or tokenizer.json) ({e})") from e
 

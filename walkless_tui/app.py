@@ -36,6 +36,7 @@ from walkless_tui.screens.runs import RunsScreen
 from walkless_tui.screens.score import ScoreScreen
 from walkless_tui.series import display_path
 
+LAUNCH_FORM = "launch"  # the name the app's launch form is installed under
 STYLES = ["app", "runs", "launch", "monitor", "compare", "score", "evaluate"]
 
 
@@ -72,18 +73,29 @@ class WalklessApp(App):
 
     @work(thread=True, exit_on_error=False, name="importing torch")
     def _warm_up(self) -> None:
-        """Import the torch-backed modules in the background, so scoring and evaluation start fast."""
+        """Import the torch-backed modules and the tokenizer in the background, so scoring and evaluation start
+        fast."""
         import core.checkpoint  # noqa: F401
         import core.evaluate  # noqa: F401
         import core.scoring  # noqa: F401
+        from core.encoders import tokenizer_class
+
+        tokenizer_class()
 
     # --- navigation (screens call these) ----------------------------------------------------------
     def open_monitor(self, run_dir: Path) -> None:
         self.push_screen(MonitorScreen(run_dir))
 
     def open_launch(self, template: dict | None = None) -> None:
-        """The launch form; ``template`` (a run's config.json) prefills it: a new run from that one."""
-        self.push_screen(LaunchScreen(template))
+        """The launch form; ``template`` (a run's config.json) prefills a form of its own: a new run from that one.
+        Without one, the app's one form: made at its first opening, shown again as it was left (making the form
+        is most of the time it takes to open)."""
+        if template is not None:
+            self.push_screen(LaunchScreen(template))
+            return
+        if not self.is_screen_installed(LAUNCH_FORM):
+            self.install_screen(LaunchScreen(), LAUNCH_FORM)
+        self.push_screen(LAUNCH_FORM)
 
     def open_compare(self, run_dirs: list[Path] | None = None) -> None:
         self.push_screen(CompareScreen(run_dirs or []))

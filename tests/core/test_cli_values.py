@@ -79,3 +79,11 @@ def test_a_stopped_run_reports_the_step_of_its_checkpoint(tiny_encoder, tmp_path
     assert last["path"].endswith("step-00000003")
     line = run_outcome(run)
     assert "stopped at step 3" in line and f"--resume {run}" in line and "finished" not in line
+
+
+def test_none_is_a_name_or_a_folder_but_unsets_a_number_or_a_choice():
+    from core.config import parse_option
+
+    assert parse_option("name", "none") == "none" and parse_option("data_dir", "None") == "None"
+    assert parse_option("name", " ") is None  # empty: the default (a generated name)
+    assert parse_option("max_train", "none") is None and parse_option("autocast", "none") is None

@@ -76,3 +76,32 @@ async def test_the_form_opens_with_fewer_widgets_and_keeps_every_option(runs):
         await wait_for(pilot, lambda: not form.pending, what="the more options rows")
         assert str(form.query_one("#lr_schedule").value) == "linear" and form.query_one("#warmup").value == "0.1"
 
+
+
+async def test_the_app_keeps_one_form_and_takes_over_what_another_form_launched(runs):
+    """`n` shows the same form again (making it is most of the time the form takes to open) as it was left, with
+    a fresh name and no old errors; the fields a "new run from this one" form launched with are taken over."""
+    from textual.widgets import Input, Select
+
+    app = WalklessApp(runs)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await scanned(pilot, {LONG})
+        await pilot.press("n")
+        await pilot.pause()
+        form = app.screen
+        form.query_one("#epochs", Input).value = "3"
+        form.query_one("#name", Input).value = ""
+        form.action_launch()  # an empty name: refused, the error shown
+        await wait_for(pilot, lambda: "-error" in form.query_one("#launch-errors").classes, what="the error")
+        await pilot.press("escape")
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is form and form.query_one("#epochs", Input).value == "3"
+        assert form.query_one("#name", Input).value.startswith("rrobin-")
+        assert "-error" not in form.query_one("#launch-errors").classes
+        await pilot.press("escape")
+        app.last_form = {**form.values(), "variant": "finetune", "epochs": "5"}  # what a launched template form leaves
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is form and form.query_one("#variant", Select).value == "finetune"
+        assert form.query_one("#epochs", Input).value == "5" and form.query_one("#name", Input).value.startswith("finetune-")

@@ -168,3 +168,19 @@ async def test_the_runs_list_draws_each_runs_dev_trend(runs):
         cell = str(screen.query_one("#runs-table", DataTable).get_cell(LONG, "trend"))
         assert cell == sparkline(info.history) and len(cell) == 2
 
+
+
+async def test_the_detail_line_shows_encoder_and_data_folders_alike(tmp_path, monkeypatch):
+    """Both folders as the user would type them: relative to the working folder when inside it."""
+    from support.runfolders import make_run
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "enc").mkdir()
+    (tmp_path / "data").mkdir()
+    make_run(tmp_path / "runs", "mine", encoder=str(tmp_path / "enc"), data_dir=str(tmp_path / "data"))
+    app = WalklessApp(tmp_path / "runs")
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await scanned(pilot, {"mine"})
+        await pilot.pause()
+        detail = str(screen.query_one("#run-detail").render())
+        assert "encoder enc" in detail and "data data" in detail and str(tmp_path) not in detail.split("·", 1)[1]

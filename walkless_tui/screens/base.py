@@ -24,6 +24,19 @@ WIDE = 110  # terminal columns from which screens get the -wide class (-narrow b
 class WalklessScreen(Screen):
     BINDINGS = [Binding("escape", "back", "Back")]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The app's breakpoint class from the start: Textual adds it at the screen's first resize otherwise, which
+        # restyles every widget of the screen (a tenth of a second for the launch form) before it is drawn.
+        try:
+            app = self.app
+        except RuntimeError:  # made outside a running app (a test): Textual sets it at the first resize
+            return
+        steps = sorted(app.HORIZONTAL_BREAKPOINTS or [])
+        current = [name for at, name in steps if at <= app.size.width][-1:]
+        for _, name in steps:
+            self.set_class(name in current, name, update=False)
+
     @property
     def wapp(self) -> WalklessApp:
         return cast("WalklessApp", self.app)

@@ -24,7 +24,6 @@ from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import display_path
 
 VARIANTS = all_variants()
-YES_NO = [("yes", "yes"), ("no", "no")]
 SMART_PRESETS = {"report": SmartConfig(), "fast": SmartConfig.fast()}  # the preset select fills the SMART fields
 
 
@@ -60,20 +59,23 @@ class OptionText(Validator):
         return self.success()
 
 
-def option_widget(name: str, f: Field, kind: type, optional: bool) -> Widget:
-    """The form's widget of one option, its id the option's flat name."""
+def option_widget(name: str, f: Field, kind: type, optional: bool, value: str | None = None) -> Widget:
+    """The form's widget of one option holding ``value`` (its default when None or not a choice), its id the
+    option's flat name."""
     choices = VARIANTS if name == "variant" else f.metadata["choices"]
-    value = as_text(default_of(f))
+    default = as_text(default_of(f))
     if kind is bool:
-        return Select(YES_NO, value=value, allow_blank=False, id=name, compact=True)
+        choices = ["yes", "no"]
     if choices:
-        options = [("default", "")] * optional + [(c, c) for c in choices]
-        return Select(options, value=value, allow_blank=False, id=name, compact=True)
-    return Input(value, id=name, validators=[OptionText(name)], placeholder="default" if optional else "",
-                 compact=True)
+        options = [("default", "")] * (optional and kind is not bool) + [(c, c) for c in choices]
+        chosen = value if any(v == value for _, v in options) else default
+        return Select(options, value=chosen, allow_blank=False, id=name, compact=True)
+    return Input(default if value is None else value, id=name, validators=[OptionText(name)],
+                 placeholder="default" if optional else "", compact=True)
 
 
 LAZY = ("more", "smart")  # form sections whose rows are made when first shown (the form opens faster)
+OPTION_SECTION = {name: f.metadata["form"] for name, f, *_ in option_fields()}  # option -> its form section
 HINTS: dict[str, str] = {}  # field id -> its whole hint (the line under the form shows the focused field's)
 
 
@@ -87,18 +89,15 @@ def row(label: str, widget: Widget, hint: str = "") -> Horizontal:
     return Horizontal(Label(label, classes="form-label"), widget, Static(short, classes="form-hint"), classes="form-row")
 
 
-def section_of(name: str) -> str:
-    return next(f.metadata["form"] for n, f, *_ in option_fields() if n == name)
-
-
-def option_rows(section: str) -> list[Horizontal]:
-    """The rows of the options in ``section`` ("main", "more", "smart") in the order the fields declare them."""
-    out = []
+def option_rows(section: str, values: dict[str, str] | None = None) -> list[Horizontal]:
+    """The rows of the options in ``section`` ("main", "more", "smart") in the order the fields declare them,
+    holding ``values`` (field id -> text; the defaults where missing)."""
+    out, values = [], values or {}
     for name, f, kind, optional in option_fields():
         if f.metadata["form"] == section:
             label = f.metadata["label"] or name.removeprefix("smart_").replace("_", " ")
-            out.append(row(("SMART " if section == "smart" else "") + label, option_widget(name, f, kind, optional),
-                           f.metadata["help"]))
+            widget = option_widget(name, f, kind, optional, values.get(name))
+            out.append(row(("SMART " if section == "smart" else "") + label, widget, f.metadata["help"]))
     return out
 
 
@@ -107,6 +106,7 @@ class LaunchScreen(WalklessScreen):
     what the form last held in this app (``WalklessApp.last_form``), else the defaults."""
 
     BINDINGS = [Binding("ctrl+s", "launch", "Launch"), Binding("escape", "back", "Cancel")]
+    AUTO_FOCUS = "#variant"
 
     def __init__(self, template: dict | None = None) -> None:
         super().__init__()
@@ -117,24 +117,49 @@ class LaunchScreen(WalklessScreen):
         self.pending: dict[str, str] = {}  # values of the "more options" fields, mounted when that section opens
         self.variant_shown: str | None = None  # the variant whose defaults (lr, batch) the form holds
         self.auto: dict[str, str] = {}  # lr and batch size as the form (not the user) last filled them
+        self.seen_form: dict[str, str] | None = None  # the app's last_form this form holds (see on_screen_resume)
 
     @property
     def name_edited(self) -> bool:
         return self.query_one("#name", Input).value != self.generated_name
 
+    def initial_values(self) -> dict[str, str]:
+        """What the form opens with: the defaults (variant rrobin and its lr and batch size, the app's encoder and
+        data), then the template's settings or the form as last left."""
+        values = {"variant": "rrobin", "encoder": self.wapp.encoder, "data_dir": str(self.wapp.data_dir),
+                  **{k: as_text(v) for k, v in variant_defaults(parse_variant("rrobin")).items()}}
+        if self.template is None:
+            self.seen_form = self.wapp.last_form
+        values.update(from_config(self.template) if self.template is not None else self.wapp.last_form)
+        return values
+
     def compose(self) -> ComposeResult:
+        # The widgets are made holding their values (not filled after mounting): every change after mounting
+        # restyles, and the form must open in a fraction of a second.
+        values = self.initial_values()
+        variant = values["variant"] if values["variant"] in VARIANTS else "rrobin"
+        smart = parse_variant(variant).smart
+        lazy = set(LAZY) - ({"smart"} if smart else set())  # a SMART variant's rows are made now
+        self.pending = {k: v for k, v in values.items() if OPTION_SECTION.get(k) in lazy}
+        self.generated_name = new_run_name(self.wapp.runs_dir, variant)
+        self._follow_variant(variant)
+        if self.template is not None:  # the source run's lr and batch follow a change of variant too
+            self.auto = {k: values.get(k, v) for k, v in self.auto.items()}
         yield Header()
         with VerticalScroll(id="launch-form"):
             yield Static(f"New run in [b]{escape(display_path(self.wapp.runs_dir))}[/]", id="launch-title")
-            yield Static("", id="launch-template")
-            yield row("run name", Input("", id="name", compact=True), "a new folder name")
-            main = option_rows("main")
-            names = [name for name, f, *_ in option_fields() if f.metadata["form"] == "main"]
+            note = f"New run from {(self.template or {}).get('name') or 'a run'}'s settings (all of them, under more options)"
+            yield Static(Text(note) if self.template is not None else "", id="launch-template")
+            yield row("run name", Input(self.generated_name, id="name", compact=True), "a new folder name")
+            main = option_rows("main", values)
+            names = [name for name, section in OPTION_SECTION.items() if section == "main"]
             at = 1 + names.index("variant")  # what the variant does, right under it
             yield from main[:at]
-            yield Static("", id="variant-about")
+            yield Static(Text(describe_variant(variant)), id="variant-about")
             yield from main[at:]
-            yield Vertical(id="smart-fields")  # its rows are made when a SMART variant is first chosen
+            with Vertical(id="smart-fields"):  # its rows are made when a SMART variant is first chosen
+                if smart:
+                    yield from self._smart_rows(values)
             # its rows are made when it first opens: the form opens fast (31 rows fewer to lay out)
             yield Collapsible(title="more options", id="more-options")
             yield Static("", id="launch-errors")
@@ -144,26 +169,29 @@ class LaunchScreen(WalklessScreen):
         yield Static("", id="field-help")
         yield Footer()
 
-    async def on_mount(self) -> None:
+    def on_mount(self) -> None:
         self.sub_title = "launch"
+        variant = parse_variant(str(self.query_one("#variant", Select).value))
+        self.query_one("#launch-template").display = self.template is not None
+        self.query_one("#task", Select).disabled = variant.multitask
+        self.query_one("#smart-fields").display = variant.smart
         data_dir = self.query_one("#data_dir", Input)
         data_dir.placeholder = f"empty: {display_path(self.wapp.data_dir)} (the app's)"
-        self.query_one("#data_dir").parent.query_one(".form-hint", Static).update(Text(
+        data_dir.parent.query_one(".form-hint", Static).update(Text(
             f"empty: the app's --data-dir, {display_path(self.wapp.data_dir)}"))
-        values = {"variant": "rrobin", "encoder": self.wapp.encoder, "data_dir": str(self.wapp.data_dir),
-                  **{k: as_text(v) for k, v in variant_defaults(parse_variant("rrobin")).items()}}
-        if self.template is not None:
-            values.update(from_config(self.template))
-            note = f"New run from {self.template.get('name') or 'a run'}'s settings (all of them, under more options)"
-            self.query_one("#launch-template", Static).update(Text(note))
-        else:
-            values.update(self.wapp.last_form)
-        self.query_one("#launch-template").display = self.template is not None
-        self.fill(values)
-        await self._variant_changed()
-        if self.template is not None:  # the source run's lr and batch follow a change of variant too
-            self.auto = {k: self.query_one(f"#{k}", Input).value for k in self.auto}
-        self.query_one("#variant").focus()
+
+    def on_screen_resume(self) -> None:
+        """Shown (again: the app keeps its form): a fresh run name (a typed one is not kept, as the name is not
+        among the fields remembered), no old errors, and the fields another form launched with (a new run from a
+        run's) when that happened since."""
+        if self.template is None and self.wapp.last_form is not self.seen_form:
+            self.seen_form = self.wapp.last_form
+            self.fill(self.seen_form)
+        self.generated_name = new_run_name(self.wapp.runs_dir, str(self.query_one("#variant", Select).value))
+        self.query_one("#name", Input).value = self.generated_name
+        errors = self.query_one("#launch-errors", Static)
+        errors.update("")
+        errors.remove_class("-error")
 
     def fill(self, values: dict[str, str]) -> None:
         """Put ``values`` (field id -> text) into the form; unknown ids and invalid choices are skipped; those of
@@ -173,7 +201,7 @@ class LaunchScreen(WalklessScreen):
             if key == "name":
                 continue
             if not found:
-                if any(n == key for n, *_ in option_fields()) and section_of(key) in LAZY:
+                if OPTION_SECTION.get(key) in LAZY:
                     self.pending[key] = value
                 continue
             widget = found.first()
@@ -197,15 +225,16 @@ class LaunchScreen(WalklessScreen):
         """Make the rows of a ``LAZY`` section in ``box`` (once), filled with the values waiting for them."""
         if box.children:
             return
-        rows = option_rows(section)
-        if section == "smart":
-            rows.insert(0, row("SMART preset", Select([(k, k) for k in SMART_PRESETS], value=self.preset,
-                                                      allow_blank=False, id="smart_preset", compact=True),
-                               "report: dropout off, one ascent step (about 3.3x a plain step); fast: about 2.3x"))
-        await box.mount_all(rows)
-        waiting = {k: v for k, v in self.pending.items() if section_of(k) == section}
-        self.pending = {k: v for k, v in self.pending.items() if k not in waiting}
-        self.fill(waiting)
+        waiting = {k: v for k, v in self.pending.items() if OPTION_SECTION[k] == section}
+        await box.mount_all(self._smart_rows(waiting) if section == "smart" else option_rows(section, waiting))
+        self.pending = {k: v for k, v in self.pending.items() if k not in waiting}  # the rows hold them now
+
+    def _smart_rows(self, values: dict[str, str]) -> list[Horizontal]:
+        """The SMART section: its preset, then its options holding ``values``."""
+        preset = Select([(k, k) for k in SMART_PRESETS], value=self.preset, allow_blank=False, id="smart_preset",
+                        compact=True)
+        hint = "report: dropout off, one ascent step (about 3.3x a plain step); fast: about 2.3x"
+        return [row("SMART preset", preset, hint), *option_rows("smart", values)]
 
     def on_descendant_focus(self, event) -> None:
         """The focused field's whole hint on the line above the footer."""
@@ -259,7 +288,7 @@ class LaunchScreen(WalklessScreen):
 
     def action_back(self) -> None:
         if self.template is None:
-            self.wapp.last_form = self.values()  # the next form starts from here
+            self.wapp.last_form = self.seen_form = self.values()  # the next form starts from here
         super().action_back()
 
     # --- reading and checking the form --------------------------------------------------------------
@@ -325,5 +354,5 @@ class LaunchScreen(WalklessScreen):
         self.notify(f"started {name} (pid {record['pid']}); it keeps running when the app closes",
                     title="launched")
         self.wapp.focus_run = name
-        self.wapp.last_form = self.values()
+        self.wapp.last_form = self.seen_form = self.values()
         self.app.pop_screen()
