@@ -65,9 +65,9 @@ def option_widget(name: str, f: Field, kind: type, optional: bool, value: str | 
     choices = VARIANTS if name == "variant" else f.metadata["choices"]
     default = as_text(default_of(f))
     if kind is bool:
-        choices = ["yes", "no"]
+        choices, optional = ("yes", "no"), False  # a yes/no option is never left to a default
     if choices:
-        options = [("default", "")] * (optional and kind is not bool) + [(c, c) for c in choices]
+        options = [("default", "")] * optional + [(c, c) for c in choices]
         chosen = value if any(v == value for _, v in options) else default
         return Select(options, value=chosen, allow_blank=False, id=name, compact=True)
     return Input(default if value is None else value, id=name, validators=[OptionText(name)],
@@ -128,8 +128,6 @@ class LaunchScreen(WalklessScreen):
         data), then the template's settings or the form as last left."""
         values = {"variant": "rrobin", "encoder": self.wapp.encoder, "data_dir": str(self.wapp.data_dir),
                   **{k: as_text(v) for k, v in variant_defaults(parse_variant("rrobin")).items()}}
-        if self.template is None:
-            self.seen_form = self.wapp.last_form
         values.update(from_config(self.template) if self.template is not None else self.wapp.last_form)
         return values
 
@@ -137,20 +135,19 @@ class LaunchScreen(WalklessScreen):
         # The widgets are made holding their values (not filled after mounting): every change after mounting
         # restyles, and the form must open in a fraction of a second.
         values = self.initial_values()
+        self.seen_form = self.wapp.last_form if self.template is None else None
         variant = values["variant"] if values["variant"] in VARIANTS else "rrobin"
         smart = parse_variant(variant).smart
         lazy = set(LAZY) - ({"smart"} if smart else set())  # a SMART variant's rows are made now
         self.pending = {k: v for k, v in values.items() if OPTION_SECTION.get(k) in lazy}
-        self.generated_name = new_run_name(self.wapp.runs_dir, variant)
         self._follow_variant(variant)
         if self.template is not None:  # the source run's lr and batch follow a change of variant too
             self.auto = {k: values.get(k, v) for k, v in self.auto.items()}
         yield Header()
         with VerticalScroll(id="launch-form"):
             yield Static(f"New run in [b]{escape(display_path(self.wapp.runs_dir))}[/]", id="launch-title")
-            note = f"New run from {(self.template or {}).get('name') or 'a run'}'s settings (all of them, under more options)"
-            yield Static(Text(note) if self.template is not None else "", id="launch-template")
-            yield row("run name", Input(self.generated_name, id="name", compact=True), "a new folder name")
+            yield Static(self._template_note(), id="launch-template")
+            yield row("run name", Input(self._fresh_name(variant), id="name", compact=True), "a new folder name")
             main = option_rows("main", values)
             names = [name for name, section in OPTION_SECTION.items() if section == "main"]
             at = 1 + names.index("variant")  # what the variant does, right under it
@@ -171,10 +168,8 @@ class LaunchScreen(WalklessScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "launch"
-        variant = parse_variant(str(self.query_one("#variant", Select).value))
         self.query_one("#launch-template").display = self.template is not None
-        self.query_one("#task", Select).disabled = variant.multitask
-        self.query_one("#smart-fields").display = variant.smart
+        self._show_variant_fields(str(self.query_one("#variant", Select).value))
         data_dir = self.query_one("#data_dir", Input)
         data_dir.placeholder = f"empty: {display_path(self.wapp.data_dir)} (the app's)"
         data_dir.parent.query_one(".form-hint", Static).update(Text(
@@ -187,11 +182,25 @@ class LaunchScreen(WalklessScreen):
         if self.template is None and self.wapp.last_form is not self.seen_form:
             self.seen_form = self.wapp.last_form
             self.fill(self.seen_form)
-        self.generated_name = new_run_name(self.wapp.runs_dir, str(self.query_one("#variant", Select).value))
-        self.query_one("#name", Input).value = self.generated_name
+        self.query_one("#name", Input).value = self._fresh_name(str(self.query_one("#variant", Select).value))
         errors = self.query_one("#launch-errors", Static)
         errors.update("")
         errors.remove_class("-error")
+
+    def _template_note(self) -> Text | str:
+        if self.template is None:
+            return ""
+        return Text(f"New run from {self.template.get('name') or 'a run'}'s settings (all of them, under more options)")
+
+    def _fresh_name(self, variant: str) -> str:
+        """A new free run name for ``variant``, remembered as the form's own (it follows the variant until edited)."""
+        self.generated_name = new_run_name(self.wapp.runs_dir, variant)
+        return self.generated_name
+
+    def _show_variant_fields(self, variant: str) -> None:
+        """The task only for single-task variants; the SMART section only for SMART ones."""
+        self.query_one("#task", Select).disabled = parse_variant(variant).multitask
+        self.query_one("#smart-fields").display = parse_variant(variant).smart
 
     def fill(self, values: dict[str, str]) -> None:
         """Put ``values`` (field id -> text) into the form; unknown ids and invalid choices are skipped; those of
@@ -244,13 +253,11 @@ class LaunchScreen(WalklessScreen):
     @on(Select.Changed, "#variant")
     async def _variant_changed(self) -> None:
         variant = str(self.query_one("#variant", Select).value)
-        self.query_one("#task", Select).disabled = parse_variant(variant).multitask
-        self.query_one("#smart-fields").display = parse_variant(variant).smart
+        self._show_variant_fields(variant)
         self.query_one("#variant-about", Static).update(Text(describe_variant(variant)))
         self._follow_variant(variant)
         if not self.name_edited:
-            self.generated_name = new_run_name(self.wapp.runs_dir, variant)
-            self.query_one("#name", Input).value = self.generated_name
+            self.query_one("#name", Input).value = self._fresh_name(variant)
         if parse_variant(variant).smart:
             await self._mount_section("smart", self.query_one("#smart-fields"))
 

@@ -270,8 +270,8 @@ class RunsScreen(WalklessScreen):
         parts = [f"[b]{escape(run.name)}[/]  {escape(display_path(run.path))}", f"tasks {', '.join(run.tasks) or '-'}",
                  f"data {escape(data_label(c))}"]
         for key in ("encoder", "epochs", "batch_size", "lr", "seed"):
-            if c.get(key) is not None:  # an encoder folder shown as the data folder is (relative when inside)
-                value = display_path(c[key]) if key == "encoder" and "/" in str(c[key]) else str(c[key])
+            if c.get(key) is not None:  # an encoder folder shown as the data folder is (a name stays a name)
+                value = display_path(c[key]) if key == "encoder" else str(c[key])
                 parts.append(f"{key} {escape(value)}")
         if run.total_steps:
             parts.append(f"step {run.step}/{run.total_steps}")
