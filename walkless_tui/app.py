@@ -37,6 +37,7 @@ from walkless_tui.screens.score import ScoreScreen
 from walkless_tui.series import display_path
 
 LAUNCH_FORM = "launch"  # the name the app's launch form is installed under
+PREMAKE_FORM_AFTER = 1.0  # seconds after start: the launch form is made off screen then (the first screen is up)
 STYLES = ["app", "runs", "launch", "monitor", "compare", "score", "evaluate"]
 
 
@@ -68,6 +69,7 @@ class WalklessApp(App):
 
     def on_mount(self) -> None:
         self._warm_up()
+        self.set_timer(PREMAKE_FORM_AFTER, self._premake_launch_form)
         if self.table2 is not None:
             self.open_table2(self.table2)
 
@@ -82,14 +84,26 @@ class WalklessApp(App):
 
         tokenizer_class()
 
+    def _premake_launch_form(self) -> None:
+        """Make and mount the app's launch form off screen, once the first screen is up, so that its first opening
+        costs what the later ones do (making its ~100 widgets is most of an opening). Textual mounts an installed
+        screen only when it is first shown; ``_get_screen`` is the step of ``push_screen`` that does it. Where a
+        Textual lacks it, the form is made at its first opening as before."""
+        if self.is_screen_installed(LAUNCH_FORM):
+            return
+        self.install_screen(LaunchScreen(), LAUNCH_FORM)
+        mount = getattr(self, "_get_screen", None)
+        if mount is not None:
+            mount(LAUNCH_FORM)
+
     # --- navigation (screens call these) ----------------------------------------------------------
     def open_monitor(self, run_dir: Path) -> None:
         self.push_screen(MonitorScreen(run_dir))
 
     def open_launch(self, template: dict | None = None) -> None:
         """The launch form; ``template`` (a run's config.json) prefills a form of its own: a new run from that one.
-        Without one, the app's one form: made at its first opening, shown again as it was left (making the form
-        is most of the time it takes to open)."""
+        Without one, the app's one form (made off screen soon after start, or here if asked for sooner), shown
+        again as it was left."""
         if template is not None:
             self.push_screen(LaunchScreen(template))
             return

@@ -105,3 +105,27 @@ async def test_the_app_keeps_one_form_and_takes_over_what_another_form_launched(
         await pilot.pause()
         assert app.screen is form and form.query_one("#variant", Select).value == "finetune"
         assert form.query_one("#epochs", Input).value == "5" and form.query_one("#name", Input).value.startswith("finetune-")
+
+
+async def test_the_form_is_made_off_screen_soon_after_start_and_shown_by_the_first_n(runs, tmp_path, demo_data):
+    """The first `n` shows a form already mounted (made about a second after start, while the runs screen stays
+    in front), holding what the app was started with."""
+    from textual.widgets import Input
+
+    from walkless_tui.app import LAUNCH_FORM, PREMAKE_FORM_AFTER
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    app = WalklessApp(runs, data)
+    async with app.run_test(size=(160, 48)) as pilot:
+        runs_screen = await scanned(pilot, {LONG})
+        await pilot.pause(PREMAKE_FORM_AFTER)
+        await wait_for(pilot, lambda: app.is_screen_installed(LAUNCH_FORM) and app.get_screen(LAUNCH_FORM).is_mounted,
+                       what="the form made off screen")
+        premade = app.get_screen(LAUNCH_FORM)
+        assert app.screen is runs_screen  # made, not shown
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is premade and app.focused is premade.query_one("#variant")
+        assert premade.query_one("#name", Input).value.startswith("rrobin-")
+        assert str(data) in premade.query_one("#data_dir", Input).placeholder
