@@ -127,3 +127,23 @@ def test_sst_seeds_table_pairs_the_seeds_that_have_both_files(tmp_path):
     md = sst_table.table(seeds)
     assert "| 1 | 0.4000 | 0.4200 | +0.0200 |" in md and "| 2 | 0.5000 | 0.4600 | -0.0400 |" in md
     assert "| mean ± sd, 2 seeds | 0.4500 ± 0.0707 | 0.4400 ± 0.0283 | -0.0100 ± 0.0424 |" in md
+
+
+def test_ensemble_seeds_reads_what_walkless_ensemble_wrote(tiny_encoder, demo_data, tmp_path):
+    """scripts/ensemble_seeds.py: each ensemble's row is the one walkless.json holds, and the gain row is the
+    ensemble minus its members' mean."""
+    spec = importlib.util.spec_from_file_location("ensemble_seeds", ROOT / "scripts" / "ensemble_seeds.py")
+    ensemble_seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ensemble_seeds)
+    runs = [train(tiny_encoder, demo_data, tmp_path / "runs", s) for s in (0, 1, 2)]
+    folders = []
+    for name, pair in (("e01", runs[:2]), ("e12", runs[1:])):
+        assert main(["ensemble", *map(str, pair), "--out", str(tmp_path / name), "--data-dir", str(demo_data)]) == 0
+        folders.append(tmp_path / name)
+    ensembles = [ensemble_seeds.read(f) for f in folders]
+    text = ensemble_seeds.markdown(ensembles)
+    meta = json.loads((folders[0] / "walkless.json").read_text())
+    assert ensemble_seeds.row("e01: ensemble", meta["dev"], bold=True) in text
+    members = [m["dev"] for e in ensembles for m in e["members"]]
+    gain = sum(e["dev"]["sst/acc"] for e in ensembles) / 2 - sum(m["sst/acc"] for m in members) / 4
+    assert text.splitlines()[-1].split(" | ")[1] == f"{gain:.4f}"
