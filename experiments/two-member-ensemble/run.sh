@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two members of the best recipe (scripts/best.args) at two epochs each, trained side by side with one thread each,
 # then averaged into one ensemble folder that scores, evaluates and predicts like a checkpoint.
-#   scripts/best-ensemble.sh DATA_DIR RUNS_DIR [SEED_A SEED_B]     (seeds default to 0 and 1)
+#   experiments/two-member-ensemble/run.sh DATA_DIR RUNS_DIR [SEED_A SEED_B]     (seeds default to 0 and 1)
 # Writes RUNS_DIR/member-sSEED_A, RUNS_DIR/member-sSEED_B and RUNS_DIR/ensemble-sSEED_A-SEED_B (with each member's,
 # the ensemble's and the leave-one-out dev metrics in its evaluation files). A killed member resumes: run it again.
 set -euo pipefail
@@ -13,7 +13,7 @@ DATA_DIR=$1
 RUNS_DIR=$2
 SEED_A=${3:-0}
 SEED_B=${4:-1}
-ARGS=$(<"$(dirname "$0")/best.args")
+ARGS=$(<"$(dirname "$0")/../../scripts/best.args")
 ENSEMBLE="$RUNS_DIR/ensemble-s$SEED_A-$SEED_B"
 if [ -e "$ENSEMBLE" ]; then
     echo "$ENSEMBLE exists" >&2
