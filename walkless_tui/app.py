@@ -88,13 +88,16 @@ class WalklessApp(App):
         """Make and mount the app's launch form off screen, once the first screen is up, so that its first opening
         costs what the later ones do (making its ~100 widgets is most of an opening). Textual mounts an installed
         screen only when it is first shown; ``_get_screen`` is the step of ``push_screen`` that does it. Where a
-        Textual lacks it, the form is made at its first opening as before."""
-        if self.is_screen_installed(LAUNCH_FORM):
-            return
-        self.install_screen(LaunchScreen(), LAUNCH_FORM)
+        Textual lacks it, the form is made at its first opening as before (on a form already shown it does
+        nothing)."""
+        self._install_launch_form()
         mount = getattr(self, "_get_screen", None)
         if mount is not None:
             mount(LAUNCH_FORM)
+
+    def _install_launch_form(self) -> None:
+        if not self.is_screen_installed(LAUNCH_FORM):
+            self.install_screen(LaunchScreen(), LAUNCH_FORM)
 
     # --- navigation (screens call these) ----------------------------------------------------------
     def open_monitor(self, run_dir: Path) -> None:
@@ -107,8 +110,7 @@ class WalklessApp(App):
         if template is not None:
             self.push_screen(LaunchScreen(template))
             return
-        if not self.is_screen_installed(LAUNCH_FORM):
-            self.install_screen(LaunchScreen(), LAUNCH_FORM)
+        self._install_launch_form()
         self.push_screen(LAUNCH_FORM)
 
     def open_compare(self, run_dirs: list[Path] | None = None) -> None:

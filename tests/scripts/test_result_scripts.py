@@ -14,9 +14,17 @@ from core.setup import subsample
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "seeds.py"
-spec = importlib.util.spec_from_file_location("seeds", SCRIPT)
-seeds = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(seeds)
+
+
+def load_script(name: str):
+    """scripts/NAME.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+seeds = load_script("seeds")
 
 
 def train(tiny_encoder, demo_data, runs: Path, seed: int) -> Path:
@@ -89,9 +97,7 @@ def test_a_single_task_runs_table_shows_its_task_and_dashes_for_the_others(tmp_p
 def test_dev_outputs_match_the_trainers_dev_values_and_an_ensemble_of_one_run_is_that_run(
         tiny_encoder, demo_data, tmp_path):
     run = train(tiny_encoder, demo_data, tmp_path / "runs", 0)
-    spec = importlib.util.spec_from_file_location("dev_outputs", SCRIPT.with_name("dev_outputs.py"))
-    dev_outputs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(dev_outputs)
+    dev_outputs = load_script("dev_outputs")
     full, raw = dev_outputs.collect([run, run], demo_data, ["sst", "para", "sts"])
     # the run evaluated the 8 dev examples of each task that --max-dev 8 picks
     data = {t: subsample(d, 8, 0) for t, d in full.items()}
@@ -115,9 +121,7 @@ def test_only_keeps_the_named_runs_of_the_records():
 
 
 def test_sst_seeds_table_pairs_the_seeds_that_have_both_files(tmp_path):
-    spec = importlib.util.spec_from_file_location("sst_seeds_table", SCRIPT.with_name("sst_seeds_table.py"))
-    sst_table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sst_table)
+    sst_table = load_script("sst_seeds_table")
     for seed, expert, ours in ((1, 0.40, 0.42), (2, 0.50, 0.46), (3, 0.45, None)):
         (tmp_path / f"expert-s{seed}.txt").write_text(f"dev accuracy {expert}\nseconds: total 1.0\n")
         if ours is not None:
@@ -132,9 +136,7 @@ def test_sst_seeds_table_pairs_the_seeds_that_have_both_files(tmp_path):
 def test_ensemble_seeds_reads_what_walkless_ensemble_wrote(tiny_encoder, demo_data, tmp_path):
     """scripts/ensemble_seeds.py: each ensemble's row is the one walkless.json holds, and the gain row is the
     ensemble minus its members' mean."""
-    spec = importlib.util.spec_from_file_location("ensemble_seeds", ROOT / "scripts" / "ensemble_seeds.py")
-    ensemble_seeds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ensemble_seeds)
+    ensemble_seeds = load_script("ensemble_seeds")
     runs = [train(tiny_encoder, demo_data, tmp_path / "runs", s) for s in (0, 1, 2)]
     folders = []
     for name, pair in (("e01", runs[:2]), ("e12", runs[1:])):
