@@ -13,24 +13,14 @@ DATA_DIR=$1
 RUNS_DIR=$2
 SEED_A=${3:-0}
 SEED_B=${4:-1}
-ARGS=$(<"$(dirname "$0")/../../scripts/best.args")
 ENSEMBLE="$RUNS_DIR/ensemble-s$SEED_A-$SEED_B"
 if [ -e "$ENSEMBLE" ]; then
     echo "$ENSEMBLE exists" >&2
     exit 1
 fi
 
-member() {  # member SEED: train (or resume) one member, one thread
-    local run="$RUNS_DIR/member-s$1"
-    if grep -qs '"state": "finished"' "$run/status.json"; then
-        return 0
-    elif [ -e "$run" ]; then
-        walkless train --resume "$run" --threads 1
-    else
-        # shellcheck disable=SC2086  # ARGS is a list of flags
-        walkless train $ARGS --epochs 2 --seed "$1" --threads 1 \
-            --data-dir "$DATA_DIR" --runs-dir "$RUNS_DIR" --name "member-s$1"
-    fi
+member() {  # member SEED: train (or resume) one member, one thread, two epochs (levers-on-best/run.sh)
+    "$(dirname "$0")/../levers-on-best/run.sh" "$DATA_DIR" "$RUNS_DIR" "member-s$1" "$1" --epochs 2
 }
 
 member "$SEED_A" > "$RUNS_DIR.member-s$SEED_A.log" 2>&1 &
