@@ -2,9 +2,10 @@
 wrote each member's and the ensemble's dev metrics into ``walkless.json``): per ensemble its members and itself,
 then the ensembles' mean and spread, the lowest SST, and what ensembling added over the members' mean.
 
-    python scripts/ensemble_seeds.py ENSEMBLE_DIR... [--json FILE]
+    python scripts/ensemble_seeds.py ENSEMBLE_DIR... [--records FILE...] [--json FILE]
 
-Markdown on stdout; ``--json`` writes the figures it was made from.
+Markdown on stdout; ``--json`` writes the figures it was made from, and ``--records`` reads such files back (the
+ensemble folders themselves live outside the repository), so a committed table can be rebuilt from its JSON.
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ def read(folder: Path) -> dict:
     return {"name": folder.name, "members": members, "dev": meta["dev"]}
 
 
+def from_records(path: Path) -> list[dict]:
+    """A ``--json`` file of this script -> its ensembles, an error naming the file if it is not one."""
+    ensembles = json.loads(path.read_text())
+    if not isinstance(ensembles, list) or not all({"name", "members", "dev"} <= set(e) for e in ensembles):
+        raise SystemExit(f"{path}: not a --json file of scripts/ensemble_seeds.py (a list of name, members, dev)")
+    return ensembles
+
+
 def row(label: str, values: dict, bold: bool = False) -> str:
     cells = [f"{values[k]:.4f}" for k in KEYS]
     return "| " + " | ".join([label, *(f"**{c}**" for c in cells)] if bold else [label, *cells]) + " |"
@@ -54,10 +63,13 @@ def markdown(ensembles: list[dict]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("ensembles", nargs="+", type=Path)
+    p.add_argument("ensembles", nargs="*", type=Path)
+    p.add_argument("--records", nargs="+", type=Path, default=[], help="--json files of earlier calls")
     p.add_argument("--json", type=Path)
     a = p.parse_args()
-    ensembles = [read(f) for f in a.ensembles]
+    if not a.ensembles and not a.records:
+        p.error("give ensemble folders or --records files")
+    ensembles = [e for f in a.records for e in from_records(f)] + [read(f) for f in a.ensembles]
     print(markdown(ensembles))
     if a.json:
         a.json.write_text(json.dumps(ensembles, indent=2) + "\n")

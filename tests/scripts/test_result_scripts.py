@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.cli import main
 from core.config import TrainConfig
 from core.setup import subsample
@@ -71,6 +73,21 @@ def test_every_committed_seed_table_comes_back_from_its_records():
     assert len(pairs) >= 10
     for records, table in pairs:
         assert seeds.summary(seeds.from_records(records)) == table.read_text(), records
+
+
+def test_every_committed_ensemble_table_comes_back_from_its_records(tmp_path):
+    """Each ``--json`` file of scripts/ensemble_seeds.py under experiments/ rebuilds the table beside it exactly;
+    a JSON file that is not one is refused with its name."""
+    ensemble_seeds = load_script("ensemble_seeds")
+    pairs = [(j, j.with_suffix(".md")) for j in sorted((ROOT / "experiments").glob("**/*.json"))
+             if j.with_suffix(".md").exists() and '"members"' in j.read_text()]
+    assert len(pairs) >= 3
+    for records, table in pairs:
+        assert ensemble_seeds.markdown(ensemble_seeds.from_records(records)) + "\n" == table.read_text(), records
+    bad = tmp_path / "seeds.json"
+    bad.write_text(json.dumps({"run": {}}))
+    with pytest.raises(SystemExit, match="seeds.json"):
+        ensemble_seeds.from_records(bad)
 
 
 def test_records_of_a_single_task_run_are_judged_by_its_own_task(tmp_path):
