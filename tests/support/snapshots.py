@@ -5,8 +5,8 @@ is cut off or disappears changes it, and the diff a failure prints reads like th
 compared. ``pytest --snapshot-update`` rewrites the files; review them with ``git diff`` before committing.
 On a mismatch the test writes what it saw (``NAME.actual.txt`` and ``NAME.svg``) beside the snapshot.
 
-Runs get fixed numbers and times (``freeze_run``) so the screens are the same on every machine; what still
-varies (latency, numbers computed by a model, absolute paths) is masked by the test that shows it.
+Runs and Table 2 sweeps get fixed numbers and times (``freeze_run``, ``freeze_table2``) so the screens are the
+same on every machine; what still varies (latency, numbers computed by a model, absolute paths) is masked by the test that shows it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
-from core.table2 import ROWS, TABLE2_FILE, Table2Config, row_dir_name, write_table2
+from core.table2 import ROWS, Table2Config, row_dir_name, write_table2
 
 SNAPSHOTS = Path(__file__).resolve().parents[1] / "tui" / "snapshots"
 T0 = 1_796_000_000.0  # 2026-11-30 00:53 UTC: every frozen run starts here
@@ -126,11 +127,11 @@ FROZEN_MACHINE = {"cpu": "a 2-core test CPU", "cores": 2, "threads": 1, "torch":
 
 
 def freeze_table2(t: Table2Config) -> None:
-    """Give a finished ``walkless table2`` sweep fixed numbers and times (each row's run as ``freeze_run``) and a
-    fixed machine, then rewrite its ``table2.json`` from the frozen rows as the sweep does."""
+    """Give a finished ``walkless table2`` sweep fixed numbers and times (each row's run as ``freeze_run``), then
+    rewrite its ``table2.json`` and ``table2.md`` from the frozen rows as the sweep does, on a fixed machine."""
     root = Path(t.runs_dir)
     for i, row in enumerate(r for r in ROWS if (root / row_dir_name(r) / "metrics.jsonl").is_file()):
         freeze_run(root / row_dir_name(row), offset=0.05 * i)
-    table = write_table2(t)
-    table.update(machine=FROZEN_MACHINE, updated=T0)
-    (root / TABLE2_FILE).write_text(json.dumps(table, indent=2))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("core.bench.machine", lambda: dict(FROZEN_MACHINE))
+        write_table2(t)
