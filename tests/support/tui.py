@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from textual.widgets import Static
+from textual.widgets import Select, Static
 
 BIG, SMALL = (180, 50), (80, 24)  # a roomy terminal and the smallest the app is laid out for
 LONG = "rrobin-full_rlayer-20261204-153012"  # a generated-style run name, longer than the runs list's column
@@ -21,6 +21,19 @@ async def wait_for(pilot, condition, timeout: float = 20.0, what: str = "conditi
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
+
+
+async def choose_variant(pilot, form, variant: str) -> None:
+    """Choose ``variant`` in the launch form and let the form follow it: name, defaults, and the SMART rows, which
+    are mounted, and their choices set (a Select holds Select.NULL until its own mount), a few events after the
+    choice on a busy machine."""
+    done = form.variant_changes
+    select = form.query_one("#variant", Select)
+    if select.value == variant:
+        return
+    select.value = variant
+    await wait_for(pilot, lambda: form.variant_changes > done and Select.NULL not in [
+        s.value for s in form.query("#smart-fields Select")], what=f"the form following {variant}")
 
 
 def screen_text(app) -> str:

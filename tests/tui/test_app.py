@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.tui import opened_compare, scanned, text_of, wait_for
+from support.tui import choose_variant, opened_compare, scanned, text_of, wait_for
 from textual.widgets import DataTable, Input, Log, Select, Static
 
 from core import launch
@@ -135,8 +135,7 @@ async def test_launch_a_real_run_watch_it_finish_and_stop_another(tiny_encoder, 
         form.query_one("#variant", Select).value = "finetune"
         await pilot.pause()
         assert not form.query_one("#task", Select).disabled and not form.query_one("#smart-fields").display
-        form.query_one("#variant", Select).value = "rrobin+smart"
-        await pilot.pause()  # the SMART rows are made when a SMART variant is first chosen
+        await choose_variant(pilot, form, "rrobin+smart")  # the SMART rows are made when a SMART variant is first chosen
         form.query_one("#name").value = "from-the-app"
         for key, value in [("epochs", "1"), ("batch_size", "16"), ("lr", "1e-3"), ("data_dir", str(demo_data)),
                            ("max_train", "64"), ("max_steps", "3"), ("dropout", "0.1"), ("threads", "1"),

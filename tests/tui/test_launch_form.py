@@ -8,7 +8,7 @@ from pathlib import Path
 
 from support.options import other_values
 from support.runfolders import make_run, select_run
-from support.tui import BIG, SMALL, scanned, text_of
+from support.tui import BIG, SMALL, choose_variant, scanned, text_of
 from textual.widgets import Input, Select
 
 from core.config import as_text
@@ -45,8 +45,7 @@ async def test_launch_form_name_follows_variant_remembers_and_clones(tmp_path, d
         form.query_one("#variant", Select).value = "finetune"
         await pilot.pause()
         assert name.value.startswith("finetune-")  # the generated name follows the variant
-        form.query_one("#variant", Select).value = "rrobin-full+rlayer+smart"
-        await pilot.pause()
+        await choose_variant(pilot, form, "rrobin-full+rlayer+smart")
         assert name.value.startswith("rrobin-full_rlayer_smart-") and form.query_one("#smart-fields").display
         form.query_one("#epochs", Input).value = "2"
         form.query_one("#max_dev", Input).value = "16"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from support.tui import LONG, scanned, wait_for
+from support.tui import LONG, choose_variant, scanned, wait_for
 from textual.widgets import DataTable
 
 from walkless_tui.app import WalklessApp
@@ -42,8 +42,7 @@ async def test_lr_and_batch_follow_the_variant_unless_typed(runs):
         form = app.screen
         lr, batch = form.query_one("#lr", Input), form.query_one("#batch_size", Input)
         assert (lr.value, batch.value) == ("0.001", "16")
-        form.query_one("#variant", Select).value = "rrobin+smart"
-        await pilot.pause()
+        await choose_variant(pilot, form, "rrobin+smart")
         assert (lr.value, batch.value) == ("1e-05", "16")  # the source's values followed the variant
         about = str(form.query_one("#variant-about", Static).render())
         assert "SST, Quora, STS in turn" in about and "SMART" in about

@@ -116,6 +116,7 @@ class LaunchScreen(WalklessScreen):
         self.preset = "report"  # the SMART preset last applied
         self.pending: dict[str, str] = {}  # values of the "more options" fields, mounted when that section opens
         self.variant_shown: str | None = None  # the variant whose defaults (lr, batch) the form holds
+        self.variant_changes = 0  # completed variant changes, SMART rows mounted (tests wait on it)
         self.auto: dict[str, str] = {}  # lr and batch size as the form (not the user) last filled them
         self.seen_form: dict[str, str] | None = None  # the app's last_form this form holds (see on_screen_resume)
 
@@ -260,6 +261,7 @@ class LaunchScreen(WalklessScreen):
             self.query_one("#name", Input).value = self._fresh_name(variant)
         if parse_variant(variant).smart:
             await self._mount_section("smart", self.query_one("#smart-fields"))
+        self.variant_changes += 1
 
     def _follow_variant(self, variant: str) -> None:
         """The variant-dependent fields (lr, batch size) take the new variant's defaults unless the user typed
