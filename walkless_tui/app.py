@@ -11,6 +11,7 @@ The app only reads run folders (``core.runs``) and starts ``walkless train`` pro
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -20,6 +21,8 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.timer import Timer
+from textual.widget import AwaitMount
 
 from core.demo import ensure_demo_data
 from core.launch import resume_problem, resume_training, stop_run
@@ -38,6 +41,7 @@ from walkless_tui.series import display_path
 
 LAUNCH_FORM = "launch"  # the name the app's launch form is installed under
 PREMAKE_FORM_AFTER = 1.0  # seconds after start: the launch form is made off screen then (the first screen is up)
+FORM_MOUNT_WAIT = 10.0  # seconds at most that closing the app waits for the off-screen form to finish mounting
 STYLES = ["app", "runs", "launch", "monitor", "compare", "score", "evaluate"]
 
 
@@ -63,13 +67,15 @@ class WalklessApp(App):
         self.last_form: dict[str, str] = {}  # the launch form's fields when it was last left (restored next time)
         self.table2 = Path(table2).expanduser().absolute() if table2 is not None else None  # open on it
         self.export_dir = Path.cwd()  # where f2 saves the screen as SVG
+        self._premake_timer: Timer | None = None
+        self._form_mounting: AwaitMount | None = None  # the off-screen form's mount, until closing has waited for it
 
     def get_default_screen(self) -> Screen:
         return RunsScreen()
 
     def on_mount(self) -> None:
         self._warm_up()
-        self.set_timer(PREMAKE_FORM_AFTER, self._premake_launch_form)
+        self._premake_timer = self.set_timer(PREMAKE_FORM_AFTER, self._premake_launch_form)
         if self.table2 is not None:
             self.open_table2(self.table2)
 
@@ -89,11 +95,28 @@ class WalklessApp(App):
         costs what the later ones do (making its ~100 widgets is most of an opening). Textual mounts an installed
         screen only when it is first shown; ``_get_screen`` is the step of ``push_screen`` that does it. Where a
         Textual lacks it, the form is made at its first opening as before (on a form already shown it does
-        nothing)."""
+        nothing). Closing the app waits for that mount (``_shutdown``)."""
+        if not self.is_running:  # closing already: a form made now would be closed half-mounted
+            return
         self._install_launch_form()
         mount = getattr(self, "_get_screen", None)
         if mount is not None:
-            mount(LAUNCH_FORM)
+            self._form_mounting = mount(LAUNCH_FORM)[1]
+
+    async def _shutdown(self) -> None:
+        """Textual closes the screens on its stacks top down, then any other node in the order it was made. The
+        off-screen form is on no stack: closed while it still mounts, its widgets end before their mount handlers
+        run, which then fail (NoMatches at exit); and widgets started once closing has begun never mount. So the app
+        lets that mount finish before it starts to close (both ways out, ``exit`` and ``run_test``, come here)."""
+        if self._premake_timer is not None:
+            self._premake_timer.stop()
+        if self._form_mounting is not None:
+            mounting, self._form_mounting = self._form_mounting, None
+            try:
+                await asyncio.wait_for(mounting(), FORM_MOUNT_WAIT)
+            except TimeoutError:  # closed half-mounted, as Textual would have closed it
+                pass
+        await super()._shutdown()
 
     def _install_launch_form(self) -> None:
         if not self.is_screen_installed(LAUNCH_FORM):

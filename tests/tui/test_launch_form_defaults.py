@@ -128,3 +128,25 @@ async def test_the_form_is_made_off_screen_soon_after_start_and_shown_by_the_fir
         assert app.screen is premade and app.focused is premade.query_one("#variant")
         assert premade.query_one("#name", Input).value.startswith("rrobin-")
         assert str(data) in premade.query_one("#data_dir", Input).placeholder
+
+
+async def test_closing_while_the_form_is_made_off_screen_waits_for_it(runs, monkeypatch):
+    """The app may close while its off-screen form is still mounting (a quick quit, a test that ends about a
+    second after start): it lets the form finish first, instead of closing widgets whose mount handlers then fail
+    (NoMatches from Select, Header and the form at exit). Each delay closes at another point of that mount; before
+    the fix the first (made at once, closed at once) failed every time, the others now and then."""
+    import asyncio
+
+    import walkless_tui.app
+    from walkless_tui.app import LAUNCH_FORM
+
+    monkeypatch.setattr(walkless_tui.app, "PREMAKE_FORM_AFTER", 600.0)  # the test starts the form itself
+    for delay in (0.0, 0.05, 0.15, 0.3):
+        app = WalklessApp(runs)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            assert not app.is_screen_installed(LAUNCH_FORM)
+            app._premake_launch_form()
+            await asyncio.sleep(delay)
+        # leaving run_test re-raises any exception a handler raised while the app closed
+        assert app.return_code in (0, None), f"closing {delay} s after the form was started"
