@@ -114,7 +114,7 @@ class WalklessApp(App):
             mounting, self._form_mounting = self._form_mounting, None
             try:
                 await asyncio.wait_for(mounting(), FORM_MOUNT_WAIT)
-            except TimeoutError:  # closed half-mounted, as Textual would have closed it
+            except asyncio.TimeoutError:  # (TimeoutError from 3.11 on) closed half-mounted, as before
                 pass
         await super()._shutdown()
 
