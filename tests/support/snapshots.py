@@ -6,7 +6,8 @@ compared. ``pytest --snapshot-update`` rewrites the files; review them with ``gi
 On a mismatch the test writes what it saw (``NAME.actual.txt`` and ``NAME.svg``) beside the snapshot.
 
 Runs and Table 2 sweeps get fixed numbers and times (``freeze_run``, ``freeze_table2``) so the screens are the
-same on every machine; what still varies (latency, numbers computed by a model, absolute paths) is masked by the test that shows it.
+same on every machine; what still varies (latency, numbers computed by a model, absolute paths) is masked by the
+test that shows it.
 """
 
 from __future__ import annotations

@@ -147,6 +147,4 @@ async def test_closing_while_the_form_is_made_off_screen_waits_for_it(runs, monk
             await pilot.pause()
             assert not app.is_screen_installed(LAUNCH_FORM)
             app._premake_launch_form()
-            await asyncio.sleep(delay)
-        # leaving run_test re-raises any exception a handler raised while the app closed
-        assert app.return_code in (0, None), f"closing {delay} s after the form was started"
+            await asyncio.sleep(delay)  # leaving run_test re-raises what a handler raised while the app closed
