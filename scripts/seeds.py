@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from core.runs import RunFolder, read_metrics  # noqa: E402
 from core.variants import judged_tasks, parse_variant  # noqa: E402
 
 KEYS = [k for k, _ in COLUMNS]
+EPOCH_LINE = re.compile(r"epoch (?P<epoch>\d+): (?P<metrics>.*) \((?P<seconds>[\d.]+)s\)$")
 
 
 def from_folders(runs: list[Path]) -> list[dict]:
@@ -40,8 +42,34 @@ def from_folders(runs: list[Path]) -> list[dict]:
 
 def from_records(path: Path) -> list[dict]:
     """A ``--json`` file of this script -> the same records, the best epoch recomputed from the epoch records."""
+    return records(json.loads(path.read_text()))
+
+
+def from_epochs_log(path: Path) -> list[dict]:
+    """``NAME-epochs.log`` (a run's ``epoch N:`` lines of train.log) beside ``NAME-config.json`` (its config.json)
+    -> that run's record, for runs whose folders are gone; an error naming the file and line it cannot read."""
+    if not path.name.endswith("-epochs.log"):
+        raise SystemExit(f"{path}: not a NAME-epochs.log file")
+    name = path.name.removesuffix("-epochs.log")
+    config = json.loads(path.with_name(f"{name}-config.json").read_text())
+    epochs = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        m = EPOCH_LINE.search(line)
+        words = m["metrics"].split() if m else []
+        try:
+            dev = {k: float(v) for k, v in zip(words[::2], words[1::2], strict=True)}
+        except ValueError:
+            dev = {}
+        if not (m and dev):
+            raise SystemExit(f"{path}:{i}: not an 'epoch N: metric value ... (S s)' line")
+        epochs.append({"kind": "epoch", "epoch": int(m["epoch"]), "seconds": float(m["seconds"]), "dev": dev})
+    return records({name: {"config": config, "epochs": epochs}})
+
+
+def records(saved: dict) -> list[dict]:
+    """{name: {config, epochs}} -> one record per run, as ``from_folders`` gives, the best epoch recomputed."""
     out = []
-    for name, rec in json.loads(path.read_text()).items():
+    for name, rec in saved.items():
         c, epochs = rec["config"], rec["epochs"]
         judged = judged_tasks(parse_variant(c["variant"]), tuple(c["tasks"]))
         # the first epoch of the highest score (max keeps the first, as the trainer's strict ">")

@@ -166,3 +166,47 @@ def test_ensemble_seeds_reads_what_walkless_ensemble_wrote(tiny_encoder, demo_da
     members = [m["dev"] for e in ensembles for m in e["members"]]
     gain = sum(e["dev"]["sst/acc"] for e in ensembles) / 2 - sum(m["sst/acc"] for m in members) / 4
     assert text.splitlines()[-1].split(" | ")[1] == f"{gain:.4f}"
+
+
+paired = load_script("paired_seeds")
+LEVERS = ROOT / "experiments" / "levers-on-best"
+
+
+def test_an_epochs_log_gives_the_record_its_run_folder_gave(tmp_path):
+    """The committed seed-0 logs of the levers-on-best runs read back as records; a line that is not an epoch's is
+    refused with the file and line."""
+    (run,) = seeds.from_epochs_log(LEVERS / "summed-s0-epochs.log")
+    assert run["name"] == "summed-s0" and run["settings"]["seed"] == 0
+    assert [e["epoch"] for e in run["epochs"]] == [1, 2, 3] and run["best_epoch"] == 3
+    assert run["best"]["sst/acc"] == 0.4986 and run["best"]["sts/pearson"] == 0.8810
+    bad = tmp_path / "x-epochs.log"
+    bad.write_text("2026-12-05 INFO epoch 1: sst/acc 0.5 (1.0s)\n2026-12-05 INFO epoch 2: sst/acc (1.0s)\n")
+    (tmp_path / "x-config.json").write_text((LEVERS / "summed-s0-config.json").read_text())
+    with pytest.raises(SystemExit, match=r"x-epochs.log:2: not an"):
+        seeds.from_epochs_log(bad)
+
+
+def test_paired_seeds_subtracts_recipes_seed_by_seed():
+    def run(name: str, seed: int, sst: float) -> dict:
+        return {"name": name, "settings": {"seed": seed}, "best_epoch": 1,
+                "best": {"sst/acc": sst, "para/acc": 0.8, "sts/pearson": 0.8, "overall": (sst + 0.8 + 0.9) / 3}}
+    runs = [run("a0", 0, 0.50), run("a1", 1, 0.52), run("b0", 0, 0.47), run("b1", 1, 0.46), run("b2", 2, 0.40)]
+    table = paired.by_seed(runs, [["A", "a0", "a1"], ["B", "b0", "b1", "b2"]])
+    md = paired.markdown(table, [["A", "B"]])
+    assert "| A − B | 0, 1 | +0.045 | 0.000 | 0.000 | +0.015 | +0.010, +0.020 |" in md  # seed 2 is B's alone
+    assert "| A | 0.500 / 0.800 / 0.800 (0.733), epoch 1 | 0.520 / 0.800 / 0.800 (0.740), epoch 1 | not run |" in md
+    with pytest.raises(SystemExit, match="two runs at seed 0"):
+        paired.by_seed(runs, [["B", "b0", "a0"]])
+    with pytest.raises(SystemExit, match="no run named c0"):
+        paired.by_seed(runs, [["C", "c0"]])
+
+
+def test_the_committed_surgery_table_comes_back_from_its_records():
+    """experiments/levers-on-best/surgery/paired.md is what its README's command prints."""
+    runs = ([r for f in (ROOT / "results/best-model/seeds.json", LEVERS / "surgery/seeds.json")
+             for r in seeds.from_records(f)]
+            + [r for n in ("summed", "pcgrad", "gradvac") for r in seeds.from_epochs_log(LEVERS / f"{n}-s0-epochs.log")])
+    recipes = [["best", "ed0-s0", "ed0-s1", "ed0-s2"], ["summed", "summed-s0", "summed-s1", "summed-s2"],
+               ["pcgrad", "pcgrad-s0", "pcgrad-s1"], ["gradvac", "gradvac-s0", "gradvac-s1"]]
+    minus = [["summed", "best"], ["pcgrad", "summed"], ["gradvac", "summed"]]
+    assert paired.markdown(paired.by_seed(runs, recipes), minus) == (LEVERS / "surgery/paired.md").read_text()

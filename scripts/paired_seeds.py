@@ -1,0 +1,108 @@
+"""Recipes run at the same seeds, side by side: each run's kept checkpoint per seed, each recipe's mean overall,
+and what one recipe gives over another at the seeds both have (a lever's gain, seed by seed).
+
+    python scripts/paired_seeds.py [RUN_DIR...] [--records FILE...] [--epochs-logs LOG...] \\
+        --recipe LABEL RUN... [--recipe ...] [--minus LABEL LABEL ...]
+
+Runs come from folders, ``scripts/seeds.py --json`` files, or ``NAME-epochs.log`` files beside ``NAME-config.json``
+(runs whose folders are gone); ``--recipe`` names which runs (by name) make one recipe, and each run's seed comes
+from its config. ``--minus A B`` adds a row of A minus B: per-task and overall differences averaged over their
+common seeds, and the overall difference at each seed. Markdown on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from core.report import TABLE_COLUMNS  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("seeds", HERE / "seeds.py")
+seeds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(seeds)
+
+TASKS = [k for k, _ in TABLE_COLUMNS if k != "overall"]
+
+
+def by_seed(runs: list[dict], recipes: list[list[str]]) -> dict[str, dict[int, dict]]:
+    """Run records and ``--recipe LABEL RUN...`` lists -> {label: {seed: the run's best checkpoint values}}; an
+    error naming the run that is missing, unfinished, or a second run of one seed in a recipe."""
+    named = {r["name"]: r for r in runs}
+    out: dict[str, dict[int, dict]] = {}
+    for label, *members in recipes:
+        if not members:
+            raise SystemExit(f"--recipe {label}: name at least one run")
+        table = out.setdefault(label, {})
+        for name in members:
+            if name not in named:
+                raise SystemExit(f"--recipe {label}: no run named {name}")
+            run = named[name]
+            if run["best"] is None:
+                raise SystemExit(f"--recipe {label}: {name} has no dev values for all three tasks")
+            seed = run["settings"]["seed"]
+            if seed in table:
+                raise SystemExit(f"--recipe {label}: two runs at seed {seed}")
+            table[seed] = {**run["best"], "epoch": run["best_epoch"]}
+    return out
+
+
+def cell(best: dict | None) -> str:
+    """One run's kept checkpoint: SST / Quora / STS r (overall), epoch; "not run" if there is none."""
+    if best is None:
+        return "not run"
+    return " / ".join(f"{best[k]:.3f}" for k in TASKS) + f" ({best['overall']:.3f}), epoch {best['epoch']}"
+
+
+def signed(value: float) -> str:
+    """A difference to 3 decimals with its sign (a typographic minus); 0.000 when it rounds to zero."""
+    text = f"{value:+.3f}"
+    return "0.000" if float(text) == 0 else text.replace("-", "−")
+
+
+def markdown(table: dict[str, dict[int, dict]], minus: list[list[str]]) -> str:
+    """The recipes' table, then one row per ``--minus`` pair."""
+    all_seeds = sorted({s for runs in table.values() for s in runs})
+    md = ["| recipe | " + " | ".join(f"seed {s}: SST / Quora / STS r (overall), epoch" for s in all_seeds)
+          + " | mean overall (seeds) |", "|---|" + "---|" * len(all_seeds) + "---:|"]
+    for label, runs in table.items():
+        mean = statistics.mean(b["overall"] for b in runs.values())
+        md.append(f"| {label} | " + " | ".join(cell(runs.get(s)) for s in all_seeds)
+                  + f" | {mean:.3f} ({len(runs)}) |")
+    if minus:
+        md += ["", "| difference | seeds | SST | Quora | STS r | overall | overall at each seed |",
+               "|---|---|---:|---:|---:|---:|---|"]
+    for a, b in minus:
+        for label in (a, b):
+            if label not in table:
+                raise SystemExit(f"--minus {a} {b}: no recipe labelled {label}")
+        common = sorted(set(table[a]) & set(table[b]))
+        if not common:
+            raise SystemExit(f"--minus {a} {b}: no seed in common")
+        diffs = {k: [table[a][s][k] - table[b][s][k] for s in common] for k in (*TASKS, "overall")}
+        md.append(f"| {a} − {b} | {', '.join(map(str, common))} | "
+                  + " | ".join(signed(statistics.mean(diffs[k])) for k in (*TASKS, "overall"))
+                  + " | " + ", ".join(signed(d) for d in diffs["overall"]) + " |")
+    return "\n".join(md) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="*", type=Path, help="run folders")
+    p.add_argument("--records", nargs="+", type=Path, default=[], help="--json files of scripts/seeds.py")
+    p.add_argument("--epochs-logs", nargs="+", type=Path, default=[], help="NAME-epochs.log files")
+    p.add_argument("--recipe", nargs="+", action="append", required=True, metavar="LABEL RUN",
+                   help="a recipe's label and its runs' names")
+    p.add_argument("--minus", nargs=2, action="append", default=[], metavar=("A", "B"), help="a row of A minus B")
+    a = p.parse_args()
+    runs = ([r for f in a.records for r in seeds.from_records(f)]
+            + [r for f in a.epochs_logs for r in seeds.from_epochs_log(f)] + seeds.from_folders(a.runs))
+    print(markdown(by_seed(runs, a.recipe), a.minus), end="")
+
+
+if __name__ == "__main__":
+    main()
