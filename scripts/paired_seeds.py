@@ -8,6 +8,9 @@ Runs come from folders, ``scripts/seeds.py --json`` files, or ``NAME-epochs.log`
 (runs whose folders are gone); ``--recipe`` names which runs (by name) make one recipe, and each run's seed comes
 from its config. ``--minus A B`` adds a row of A minus B: per-task and overall differences averaged over their
 common seeds, and the overall difference at each seed. Markdown on stdout.
+
+A committed table keeps its arguments beside it (``paired.args``, paths from the repository root), so that
+``python scripts/paired_seeds.py $(<DIR/paired.args) > DIR/paired.md`` rebuilds it.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ def markdown(table: dict[str, dict[int, dict]], minus: list[list[str]]) -> str:
     return "\n".join(md) + "\n"
 
 
-def main() -> None:
+def run(argv: list[str]) -> str:
+    """The command line's arguments -> the markdown it prints."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", type=Path, help="run folders")
     p.add_argument("--records", nargs="+", type=Path, default=[], help="--json files of scripts/seeds.py")
@@ -98,11 +102,11 @@ def main() -> None:
     p.add_argument("--recipe", nargs="+", action="append", required=True, metavar="LABEL RUN",
                    help="a recipe's label and its runs' names")
     p.add_argument("--minus", nargs=2, action="append", default=[], metavar=("A", "B"), help="a row of A minus B")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     runs = ([r for f in a.records for r in seeds.from_records(f)]
             + [r for f in a.epochs_logs for r in seeds.from_epochs_log(f)] + seeds.from_folders(a.runs))
-    print(markdown(by_seed(runs, a.recipe), a.minus), end="")
+    return markdown(by_seed(runs, a.recipe), a.minus)
 
 
 if __name__ == "__main__":
-    main()
+    print(run(sys.argv[1:]), end="")

@@ -201,12 +201,12 @@ def test_paired_seeds_subtracts_recipes_seed_by_seed():
         paired.by_seed(runs, [["C", "c0"]])
 
 
-def test_the_committed_surgery_table_comes_back_from_its_records():
-    """experiments/levers-on-best/surgery/paired.md is what its README's command prints."""
-    runs = ([r for f in (ROOT / "results/best-model/seeds.json", LEVERS / "surgery/seeds.json")
-             for r in seeds.from_records(f)]
-            + [r for n in ("summed", "pcgrad", "gradvac") for r in seeds.from_epochs_log(LEVERS / f"{n}-s0-epochs.log")])
-    recipes = [["best", "ed0-s0", "ed0-s1", "ed0-s2"], ["summed", "summed-s0", "summed-s1", "summed-s2"],
-               ["pcgrad", "pcgrad-s0", "pcgrad-s1"], ["gradvac", "gradvac-s0", "gradvac-s1"]]
-    minus = [["summed", "best"], ["pcgrad", "summed"], ["gradvac", "summed"]]
-    assert paired.markdown(paired.by_seed(runs, recipes), minus) == (LEVERS / "surgery/paired.md").read_text()
+def test_every_committed_paired_table_comes_back_from_its_arguments(monkeypatch):
+    """Each ``paired.md`` under experiments/ and results/ is what scripts/paired_seeds.py prints for the
+    ``paired.args`` beside it (paths from the repository root)."""
+    monkeypatch.chdir(ROOT)
+    pairs = [(a, a.with_name("paired.md")) for top in ("results", "experiments")
+             for a in sorted((ROOT / top).glob("**/paired.args"))]
+    assert pairs
+    for args, table in pairs:
+        assert paired.run(args.read_text().split()) == table.read_text(), args
