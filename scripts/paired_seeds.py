@@ -34,7 +34,8 @@ TASKS = [k for k, _ in TABLE_COLUMNS if k != "overall"]
 
 def by_seed(runs: list[dict], recipes: list[list[str]]) -> dict[str, dict[int, dict]]:
     """Run records and ``--recipe LABEL RUN...`` lists -> {label: {seed: the run's best checkpoint values}}; an
-    error naming the run that is missing, unfinished, or a second run of one seed in a recipe."""
+    error naming the run that is missing, unfinished, a second run of one seed in a recipe, or one whose settings
+    differ from the recipe's first run's in more than the seed."""
     named = {r["name"]: r for r in runs}
     out: dict[str, dict[int, dict]] = {}
     for label, *members in recipes:
@@ -50,8 +51,17 @@ def by_seed(runs: list[dict], recipes: list[list[str]]) -> dict[str, dict[int, d
             seed = run["settings"]["seed"]
             if seed in table:
                 raise SystemExit(f"--recipe {label}: two runs at seed {seed}")
+            if differ := differences(named[members[0]], run):
+                raise SystemExit(f"--recipe {label}: {name} differs from {members[0]} in more than the seed: "
+                                 + ", ".join(differ))
             table[seed] = {**run["best"], "epoch": run["best_epoch"]}
     return out
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """The settings (``walkless compare``'s, and the variant) in which two runs differ, the seed aside."""
+    sa, sb = {**a["settings"], "variant": a["variant"]}, {**b["settings"], "variant": b["variant"]}
+    return sorted(k for k in sa.keys() | sb.keys() if k != "seed" and sa.get(k) != sb.get(k))
 
 
 def cell(best: dict | None) -> str:

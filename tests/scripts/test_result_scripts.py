@@ -188,7 +188,7 @@ def test_an_epochs_log_gives_the_record_its_run_folder_gave(tmp_path):
 
 def test_paired_seeds_subtracts_recipes_seed_by_seed():
     def run(name: str, seed: int, sst: float) -> dict:
-        return {"name": name, "settings": {"seed": seed}, "best_epoch": 1,
+        return {"name": name, "variant": "rrobin-full", "settings": {"seed": seed, "lr": 1e-3}, "best_epoch": 1,
                 "best": {"sst/acc": sst, "para/acc": 0.8, "sts/pearson": 0.8, "overall": (sst + 0.8 + 0.9) / 3}}
     runs = [run("a0", 0, 0.50), run("a1", 1, 0.52), run("b0", 0, 0.47), run("b1", 1, 0.46), run("b2", 2, 0.40)]
     table = paired.by_seed(runs, [["A", "a0", "a1"], ["B", "b0", "b1", "b2"]])
@@ -199,6 +199,9 @@ def test_paired_seeds_subtracts_recipes_seed_by_seed():
         paired.by_seed(runs, [["B", "b0", "a0"]])
     with pytest.raises(SystemExit, match="no run named c0"):
         paired.by_seed(runs, [["C", "c0"]])
+    runs[1]["settings"]["lr"] = 2e-3
+    with pytest.raises(SystemExit, match="a1 differs from a0 in more than the seed: lr"):
+        paired.by_seed(runs, [["A", "a0", "a1"]])
 
 
 def test_every_committed_paired_table_comes_back_from_its_arguments(monkeypatch):
