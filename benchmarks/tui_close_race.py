@@ -20,12 +20,13 @@ from walkless_tui.app import WalklessApp
 
 async def close_after(delay: float) -> str | None:
     """Start the app, leave it after ``delay`` seconds; what it raised on the way out, or None."""
-    app = WalklessApp(Path(tempfile.mkdtemp()) / "runs")
-    try:
-        async with app.run_test(size=(160, 48)) as pilot:
-            await pilot.pause(delay)
-    except Exception as error:  # what a handler raised while the app closed, re-raised by run_test
-        return f"{type(error).__name__}: {str(error)[:80]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        app = WalklessApp(Path(tmp) / "runs")
+        try:
+            async with app.run_test(size=(160, 48)) as pilot:
+                await pilot.pause(delay)
+        except Exception as error:  # what a handler raised while the app closed, re-raised by run_test
+            return f"{type(error).__name__}: {str(error)[:80]}"
     return None
 
 

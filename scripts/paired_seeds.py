@@ -16,18 +16,15 @@ A committed table keeps its arguments beside it (``paired.args``, paths from the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from core.report import TABLE_COLUMNS  # noqa: E402
+sys.path[:0] = [str(HERE.parent), str(HERE)]  # core/, and seeds.py beside this file
+import seeds  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("seeds", HERE / "seeds.py")
-seeds = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(seeds)
+from core.report import TABLE_COLUMNS  # noqa: E402
 
 TASKS = [k for k, _ in TABLE_COLUMNS if k != "overall"]
 
@@ -59,9 +56,9 @@ def by_seed(runs: list[dict], recipes: list[list[str]]) -> dict[str, dict[int, d
 
 
 def differences(a: dict, b: dict) -> list[str]:
-    """The settings (``walkless compare``'s, and the variant) in which two runs differ, the seed aside."""
-    sa, sb = {**a["settings"], "variant": a["variant"]}, {**b["settings"], "variant": b["variant"]}
-    return sorted(k for k in sa.keys() | sb.keys() if k != "seed" and sa.get(k) != sb.get(k))
+    """The settings of ``seeds.recipe_settings`` in which two runs differ."""
+    sa, sb = seeds.recipe_settings(a), seeds.recipe_settings(b)
+    return sorted(k for k in sa.keys() | sb.keys() if sa.get(k) != sb.get(k))
 
 
 def cell(best: dict | None) -> str:

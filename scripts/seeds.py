@@ -54,16 +54,22 @@ def from_epochs_log(path: Path) -> list[dict]:
     config = json.loads(path.with_name(f"{name}-config.json").read_text())
     epochs = []
     for i, line in enumerate(path.read_text().splitlines(), 1):
-        m = EPOCH_LINE.search(line)
-        words = m["metrics"].split() if m else []
-        try:
-            dev = {k: float(v) for k, v in zip(words[::2], words[1::2], strict=True)}
-        except ValueError:
-            dev = {}
-        if not (m and dev):
+        if (epoch := epoch_record(line)) is None:
             raise SystemExit(f"{path}:{i}: not an 'epoch N: metric value ... (S s)' line")
-        epochs.append({"kind": "epoch", "epoch": int(m["epoch"]), "seconds": float(m["seconds"]), "dev": dev})
+        epochs.append(epoch)
     return records({name: {"config": config, "epochs": epochs}})
+
+
+def epoch_record(line: str) -> dict | None:
+    """The trainer's ``epoch N: metric value ... (S s)`` log line -> its epoch record; None for any other line."""
+    if not (m := EPOCH_LINE.search(line)):
+        return None
+    words = m["metrics"].split()
+    try:
+        dev = {k: float(v) for k, v in zip(words[::2], words[1::2], strict=True)}
+    except ValueError:  # a value that is not a number, or a name without one
+        return None
+    return {"kind": "epoch", "epoch": int(m["epoch"]), "seconds": float(m["seconds"]), "dev": dev} if dev else None
 
 
 def records(saved: dict) -> list[dict]:
@@ -82,13 +88,17 @@ def records(saved: dict) -> list[dict]:
     return out
 
 
+def recipe_settings(run: dict) -> dict:
+    """What makes a run's recipe: its variant and settings, the seed aside (runs that share them are one recipe)."""
+    return {**{k: v for k, v in run["settings"].items() if k != "seed"}, "variant": run["variant"]}
+
+
 def recipes(runs: list[dict]) -> dict[str, list[dict]]:
-    """Runs grouped by variant and settings without the seed, named by their first run."""
+    """Runs grouped by recipe (``recipe_settings``), named by their first run."""
     groups: dict[str, list[dict]] = {}
     names: dict[str, str] = {}
     for run in runs:
-        key = json.dumps([run["variant"], {k: v for k, v in run["settings"].items() if k != "seed"}],
-                         sort_keys=True, default=str)
+        key = json.dumps(recipe_settings(run), sort_keys=True, default=str)
         groups.setdefault(names.setdefault(key, run["name"]), []).append(run)
     return groups
 
