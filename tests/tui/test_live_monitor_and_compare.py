@@ -104,3 +104,25 @@ async def test_monitor_log_scale_and_x_axis_by_time(tmp_path):
         await wait_for(pilot, lambda: plot.xlabel == "step" and "log scale" not in plot.title, what="back")
         assert plot.series["sst"][0] == [1, 2, 3]
 
+
+
+async def test_monitor_dev_table_fits_its_cells_without_waiting_for_its_idle(tmp_path, monkeypatch):
+    """A DataTable fits auto-width columns to their rows on its next idle, which a busy machine delays; the dev table's
+    columns are set wide enough when it is filled, so a slow idle never shows "1234.5" seconds as "1"."""
+    runs = tmp_path / "runs"
+    records = [{**epoch_record(e, 0.4 + e / 100), "seconds": 1234.5, "dev": {"sts/pearson": 0.8123}} for e in (1, 2)]
+    run = make_run(runs, "slow-epochs", records=records)
+    idle = DataTable._on_idle
+
+    async def no_idle_for_the_dev_table(self, event):
+        if self.id != "dev-table":
+            await idle(self, event)
+
+    monkeypatch.setattr(DataTable, "_on_idle", no_idle_for_the_dev_table)
+    app = WalklessApp(runs)
+    async with app.run_test(size=BIG) as pilot:
+        app.open_monitor(run)
+        await wait_for(pilot, lambda: app.screen.polls > 0, what="the monitor")
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "1234.5  0.8123" in text and "2      4     1234.5" in text, text

@@ -68,6 +68,9 @@ async def test_runs_monitor_compare(shot, home, size):
         await shot(pilot, f"runs-{size}")
         app.open_monitor(home / "runs" / "rrobin-demo")
         await wait_for(pilot, lambda: app.screen.polls > 0 and app.screen.epochs, what="monitor polled")
+        # The dev table's rows drawn in full (a loaded CI machine once caught its columns as wide as their headers,
+        # the frozen 12.5 seconds shown as "1", when the table still sized them on its idle; the screen sets them).
+        await wait_for(pilot, lambda: "  12.5  0." in screen_text(app), what="dev table sized")
         await pilot.pause(0.3)
         await shot(pilot, f"monitor-{size}", [r"system: .*"])  # this machine's CPU and memory, now
         app.pop_screen()

@@ -6,6 +6,7 @@ import socket
 import time
 from pathlib import Path
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -181,15 +182,22 @@ class MonitorScreen(WalklessScreen):
         # the report's headline metrics first (short names), then any other accuracy; macro F1 is in Evaluate
         metrics = [k for k, _ in COLUMNS if k in found] + sorted(
             k for k in found if k.endswith("/acc") and k not in dict(COLUMNS))
-        table.clear(columns=True)
-        table.add_columns("epoch", "step", "s", *[HEADERS.get(m, m) for m in metrics])
         best = {m: max((r["dev"][m] for r in self.epochs if isinstance((r.get("dev") or {}).get(m), (int, float))),
                        default=None) for m in metrics}
+        rows = []
         for r in self.epochs:
             dev = r.get("dev") or {}
             cells = [Text(f"{dev[m]:.4f}", style="bold green" if dev[m] == best[m] and len(self.epochs) > 1 else "")
                      if isinstance(dev.get(m), (int, float)) else "-" for m in metrics]
-            table.add_row(str(r.get("epoch", "?")), str(r.get("step", "?")), fmt_value(r.get("seconds"), 1), *cells)
+            rows.append([str(r.get("epoch", "?")), str(r.get("step", "?")), fmt_value(r.get("seconds"), 1), *cells])
+        labels = ["epoch", "step", "s", *[HEADERS.get(m, m) for m in metrics]]
+        table.clear(columns=True)
+        # Widths set here, not left to the table: it fits auto-width columns to their rows only on its next idle,
+        # which a busy machine can delay (the columns then stay as wide as their headers, "12.5" shown as "1").
+        for i, label in enumerate(labels):
+            table.add_column(label, width=max(cell_len(str(row[i])) for row in [labels, *rows]))
+        for row in rows:
+            table.add_row(*row)
         if not self.epochs:
             table.add_columns("(no epoch finished yet)")
 
