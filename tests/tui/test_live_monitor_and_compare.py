@@ -105,7 +105,6 @@ async def test_monitor_log_scale_and_x_axis_by_time(tmp_path):
         assert plot.series["sst"][0] == [1, 2, 3]
 
 
-
 async def test_monitor_dev_table_fits_its_cells_without_waiting_for_its_idle(tmp_path, monkeypatch):
     """A DataTable fits auto-width columns to their rows on its next idle, which a busy machine delays; the dev table's
     columns are set wide enough when it is filled, so a slow idle never shows "1234.5" seconds as "1"."""

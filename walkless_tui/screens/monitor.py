@@ -182,14 +182,7 @@ class MonitorScreen(WalklessScreen):
         # the report's headline metrics first (short names), then any other accuracy; macro F1 is in Evaluate
         metrics = [k for k, _ in COLUMNS if k in found] + sorted(
             k for k in found if k.endswith("/acc") and k not in dict(COLUMNS))
-        best = {m: max((r["dev"][m] for r in self.epochs if isinstance((r.get("dev") or {}).get(m), (int, float))),
-                       default=None) for m in metrics}
-        rows = []
-        for r in self.epochs:
-            dev = r.get("dev") or {}
-            cells = [Text(f"{dev[m]:.4f}", style="bold green" if dev[m] == best[m] and len(self.epochs) > 1 else "")
-                     if isinstance(dev.get(m), (int, float)) else "-" for m in metrics]
-            rows.append([str(r.get("epoch", "?")), str(r.get("step", "?")), fmt_value(r.get("seconds"), 1), *cells])
+        rows = self._epoch_rows(metrics)
         labels = ["epoch", "step", "s", *[HEADERS.get(m, m) for m in metrics]]
         table.clear(columns=True)
         # Widths set here, not left to the table: it fits auto-width columns to their rows only on its next idle,
@@ -200,6 +193,18 @@ class MonitorScreen(WalklessScreen):
             table.add_row(*row)
         if not self.epochs:
             table.add_columns("(no epoch finished yet)")
+
+    def _epoch_rows(self, metrics: list[str]) -> list[list]:
+        """One row of cells per finished epoch: epoch, step, seconds, then each metric (the best in bold green)."""
+        best = {m: max((r["dev"][m] for r in self.epochs if isinstance((r.get("dev") or {}).get(m), (int, float))),
+                       default=None) for m in metrics}
+        rows = []
+        for r in self.epochs:
+            dev = r.get("dev") or {}
+            cells = [Text(f"{dev[m]:.4f}", style="bold green" if dev[m] == best[m] and len(self.epochs) > 1 else "")
+                     if isinstance(dev.get(m), (int, float)) else "-" for m in metrics]
+            rows.append([str(r.get("epoch", "?")), str(r.get("step", "?")), fmt_value(r.get("seconds"), 1), *cells])
+        return rows
 
     # --- actions ----------------------------------------------------------------------------------
     def plotted_losses(self) -> dict[str, tuple[list, list]]:
