@@ -45,6 +45,7 @@ from walkless_tui.series import (
 )
 from walkless_tui.widgets.checklist import CheckList
 from walkless_tui.widgets.plots import CurvePlot
+from walkless_tui.widgets.tables import fill_sized
 
 LOSS_PREFIX = "loss: "
 UNREAD = ("not read yet",)  # table2.json's stamp before the first read (None: the file is missing)
@@ -398,7 +399,6 @@ class CompareScreen(WalklessScreen):
 
     def _table2(self) -> None:
         table = self.query_one("#table2", DataTable)
-        table.clear(columns=True)
         # ★ only where two or more runs have a value to compete with
         values = {k: [r[k] for r in self.rows if isinstance(r.get(k), (int, float))] for k, _ in COLUMNS}
         best = {k: max(v) if len(v) > 1 else None for k, v in values.items()}
@@ -416,12 +416,9 @@ class CompareScreen(WalklessScreen):
             sec = r.get("seconds")
             rows.append([Text(r["name"]), Text(r["variant"]), *cells,
                          Text("-" if sec is None else f"{sec:,.1f}", justify="right")])
-        # widths from the cells themselves: left to the DataTable, a refresh every 2 s could leave the columns at
-        # their headers' widths ("rro", "finetun")
-        for i, (key, header) in enumerate([("run", "run"), ("variant", "variant"), *COLUMNS, ("seconds", "s/epoch")]):
-            table.add_column(header, key=key, width=max([len(header)] + [row[i].cell_len for row in rows]))
-        for r, row in zip(self.rows, rows, strict=True):
-            table.add_row(*row, key=r["name"])
+        # widths from the cells (fill_sized): a refresh every 2 s could leave auto widths at the headers' ("rro")
+        fill_sized(table, [("run", "run"), ("variant", "variant"), *COLUMNS, ("seconds", "s/epoch")], rows,
+                   [r["name"] for r in self.rows])
         note = ENCODER_NOTE if any(is_minilm(r["config"].get("encoder")) for r in self.rows) else ""
         if not self.rows:
             note = "Choose runs on the left (space)."

@@ -6,7 +6,6 @@ import socket
 import time
 from pathlib import Path
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -24,6 +23,7 @@ from walkless_tui.screens.base import WalklessScreen
 from walkless_tui.series import fmt_duration, fmt_value, loss_series, smooth_for_plot
 from walkless_tui.system import SystemSampler
 from walkless_tui.widgets.plots import CurvePlot
+from walkless_tui.widgets.tables import fill_sized
 
 SMOOTHING = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99]
 
@@ -182,15 +182,8 @@ class MonitorScreen(WalklessScreen):
         # the report's headline metrics first (short names), then any other accuracy; macro F1 is in Evaluate
         metrics = [k for k, _ in COLUMNS if k in found] + sorted(
             k for k in found if k.endswith("/acc") and k not in dict(COLUMNS))
-        rows = self._epoch_rows(metrics)
-        labels = ["epoch", "step", "s", *[HEADERS.get(m, m) for m in metrics]]
-        table.clear(columns=True)
-        # Widths set here, not left to the table: it fits auto-width columns to their rows only on its next idle,
-        # which a busy machine can delay (the columns then stay as wide as their headers, "12.5" shown as "1").
-        for i, label in enumerate(labels):
-            table.add_column(label, width=max(cell_len(str(row[i])) for row in [labels, *rows]))
-        for row in rows:
-            table.add_row(*row)
+        columns = [("epoch", "epoch"), ("step", "step"), ("seconds", "s"), *[(m, HEADERS.get(m, m)) for m in metrics]]
+        fill_sized(table, columns, self._epoch_rows(metrics))
         if not self.epochs:
             table.add_columns("(no epoch finished yet)")
 

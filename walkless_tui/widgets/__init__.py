@@ -1,1 +1,1 @@
-"""Widgets of the app: plots, score bars, report tables."""
+"""Widgets of the app: plots, score bars, report tables, and filling a table sized to its cells."""
