@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from textual.widgets import Select, Static
+from textual.widgets import DataTable, Select, Static
 
 BIG, SMALL = (180, 50), (80, 24)  # a roomy terminal and the smallest the app is laid out for
 LONG = "rrobin-full_rlayer-20261204-153012"  # a generated-style run name, longer than the runs list's column
@@ -65,3 +65,24 @@ async def opened_compare(pilot, run_dirs: list):
     screen = app.screen
     await wait_for(pilot, lambda: screen.updates > 0 and len(screen.rows) == len(run_dirs), what="the comparison")
     return screen
+
+
+def withhold_idle_widths(monkeypatch, *table_ids: str) -> None:
+    """The DataTables with these ids do their idle work (row heights, scroll size) but never fit their auto-width
+    columns to the cells there, as when a busy machine puts that idle off: a table that relies on it shows its
+    columns as wide as their headers ("-0.066" as "-0.06")."""
+    update_dimensions, update_column_widths = DataTable._update_dimensions, DataTable._update_column_widths
+
+    def dimensions_only(self, new_rows) -> None:
+        widths = {key: column.content_width for key, column in self.columns.items()}
+        update_dimensions(self, new_rows)
+        if self.id in table_ids:
+            for key, width in widths.items():
+                self.columns[key].content_width = width
+
+    def no_fitting(self, updated_cells) -> None:
+        if self.id not in table_ids:
+            update_column_widths(self, updated_cells)
+
+    monkeypatch.setattr(DataTable, "_update_dimensions", dimensions_only)
+    monkeypatch.setattr(DataTable, "_update_column_widths", no_fitting)

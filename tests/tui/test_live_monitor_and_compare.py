@@ -6,7 +6,7 @@ import json
 
 import pytest
 from support.runfolders import epoch_record, make_run
-from support.tui import BIG, opened_compare, screen_text, text_of, wait_for
+from support.tui import BIG, opened_compare, screen_text, text_of, wait_for, withhold_idle_widths
 from textual.widgets import DataTable, Log
 
 from walkless_tui.app import WalklessApp
@@ -111,13 +111,7 @@ async def test_monitor_dev_table_fits_its_cells_without_waiting_for_its_idle(tmp
     runs = tmp_path / "runs"
     records = [{**epoch_record(e, 0.4 + e / 100), "seconds": 1234.5, "dev": {"sts/pearson": 0.8123}} for e in (1, 2)]
     run = make_run(runs, "slow-epochs", records=records)
-    idle = DataTable._on_idle
-
-    async def no_idle_for_the_dev_table(self, event):
-        if self.id != "dev-table":
-            await idle(self, event)
-
-    monkeypatch.setattr(DataTable, "_on_idle", no_idle_for_the_dev_table)
+    withhold_idle_widths(monkeypatch, "dev-table")
     app = WalklessApp(runs)
     async with app.run_test(size=BIG) as pilot:
         app.open_monitor(run)

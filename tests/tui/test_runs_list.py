@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from support.tui import LONG, scanned, screen_text, wait_for
+from support.tui import LONG, scanned, screen_text, wait_for, withhold_idle_widths
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from core.runs import RunState, list_runs, load_run
 from walkless_tui.app import WalklessApp
@@ -110,16 +111,28 @@ async def test_archive_moves_a_run_to_the_archive_after_a_yes(runs_copy, notes):
         assert any("archived" in n or ".archive" in n for n in notes)
 
 
-async def test_a_wider_value_widens_its_column(runs_copy):
+async def test_a_wider_value_shows_whole_without_waiting_for_the_tables_idle(runs_copy, monkeypatch):
+    """A DataTable widens an auto-width column on its next idle, which a busy machine delays (CI saw "-0.06" after a
+    rescan); the runs list sets its widths when it fills or updates the rows."""
+    withhold_idle_widths(monkeypatch, "runs-table")
     app = WalklessApp(runs_copy)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await scanned(pilot, {LONG})
-        with open(runs_copy / LONG / "metrics.jsonl", "a") as f:
-            f.write(json.dumps({"kind": "epoch", "epoch": 3, "step": 99, "time": 1.0,
-                                "dev": {"sst/acc": 0.5, "para/acc": 0.5, "sts/pearson": -0.066}}) + "\n")
+        sts = screen.query_one("#runs-table", DataTable).columns[ColumnKey("sts/pearson")]
+        assert sts.content_width == 5  # "STS r" and "0.8xx": as wide as its cells from the first fill
+
+        def epoch(n: int, r: float) -> None:
+            with open(runs_copy / LONG / "metrics.jsonl", "a") as f:
+                f.write(json.dumps({"kind": "epoch", "epoch": n, "step": 99, "time": 1.0,
+                                    "dev": {"sst/acc": 0.5, "para/acc": 0.5, "sts/pearson": r}}) + "\n")
+
+        epoch(3, -0.066)
         await wait_for(pilot, lambda: any(r.dev.get("sts/pearson") == -0.066 for r in screen.runs), what="a rescan")
         await pilot.pause(0.2)
-        assert "-0.066" in screen_text(app)
+        assert "-0.066" in screen_text(app) and sts.content_width == 6
+        epoch(4, 0.5)  # and narrows again
+        await wait_for(pilot, lambda: any(r.dev.get("sts/pearson") == 0.5 for r in screen.runs), what="a rescan")
+        assert sts.content_width == 5
 
 
 async def test_60x20_still_shows_the_three_metrics(runs):

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.tui import text_of, wait_for
+from support.tui import screen_text, text_of, wait_for, withhold_idle_widths
 from textual.widgets import DataTable, SelectionList, Static
 
 from core.report import ENCODER_NOTE
@@ -101,6 +101,25 @@ async def test_table2_key_shows_our_numbers_beside_the_reports(sweep):
         await wait_for(pilot, lambda: screen.updates > n and set(plot.series) == {"finetune"}, what="rrobin off")
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
+
+
+async def test_sweep_and_differences_tables_show_whole_cells_without_waiting_for_their_idle(sweep, monkeypatch):
+    """A DataTable widens auto-width columns on its next idle, which a busy machine delays; the sweep table (refilled
+    when table2.json changes) and the differences table set their widths when they are filled."""
+    withhold_idle_widths(monkeypatch, "table2", "differences")
+    app = WalklessApp(sweep)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("t")
+        screen = await shown_sweep(pilot, rows=2)
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        table = screen.query_one("#table2", DataTable)
+        for row in ("finetune", "rrobin"):
+            assert all(str(c) in shown for c in table.get_row(row)), shown
+        differences = screen.query_one("#differences", DataTable)
+        assert [str(k.value) for k in differences.rows] == ["variant"]  # the two rows differ only there
+        assert "setting  finetune  rrobin" in shown and "variant  finetune  rrobin" in shown
 
 
 async def test_table2_key_finds_the_sweep_under_the_runs_folder_and_the_palette_opens_it(sweep):

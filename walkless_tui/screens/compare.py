@@ -355,17 +355,14 @@ class CompareScreen(WalklessScreen):
         rows = sweep_rows(self.sweep)
         table = self.query_one("#table2", DataTable)
         cursor = table.cursor_row
-        table.clear(columns=True)
-        for key, header in [("row", "row"), *SWEEP_METRICS, ("seconds", "s/epoch"), ("epochs", "epochs"),
-                            ("state", "state")]:
-            table.add_column(header, key=key)
         best = sweep_best(rows)
-        seen = set()
+        shown, seen = [], set()  # a row number once, at its first entry
         for r in rows:
-            key = str(r["row"])
-            if key not in seen:
-                seen.add(key)
-                table.add_row(*sweep_cells(r, best), key=key)
+            if str(r["row"]) not in seen:
+                seen.add(str(r["row"]))
+                shown.append(r)
+        fill_sized(table, [("row", "row"), *SWEEP_METRICS, ("seconds", "s/epoch"), ("epochs", "epochs"),
+                           ("state", "state")], [sweep_cells(r, best) for r in shown], [str(r["row"]) for r in shown])
         if rows and cursor:
             table.move_cursor(row=min(cursor, table.row_count - 1))
         note = sweep_caption(self.sweep)
@@ -426,16 +423,12 @@ class CompareScreen(WalklessScreen):
 
     def _differences(self) -> None:
         table = self.query_one("#differences", DataTable)
-        table.clear(columns=True)
         names = [r["name"] for r in self.rows]
-        table.add_column("setting", key="setting")
-        for n in names:
-            table.add_column(n, key=n)
-        if len(names) < 2:
-            table.add_row(Text("choose two or more runs", style="dim"), *[""] * len(names))
+        columns = [("setting", "setting"), *[(n, n) for n in names]]
+        if len(names) < 2 or not self.differences:
+            why = "choose two or more runs" if len(names) < 2 else "no differences (besides the name)"
+            fill_sized(table, columns, [[Text(why, style="dim"), *[""] * len(names)]])
             return
-        if not self.differences:
-            table.add_row(Text("no differences (besides the name)", style="dim"), *[""] * len(names))
-        for key, values in self.differences.items():
-            table.add_row(key, *[fmt_value(values.get(n), 4) for n in names], key=key)
+        fill_sized(table, columns, [[key, *[fmt_value(values.get(n), 4) for n in names]]
+                                    for key, values in self.differences.items()], list(self.differences))
 

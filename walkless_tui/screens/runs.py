@@ -25,6 +25,7 @@ from walkless_tui.screens.base import WIDE, WalklessScreen
 from walkless_tui.screens.confirm import ConfirmScreen
 from walkless_tui.screens.note import NOTES, NoteScreen, read_note, write_note
 from walkless_tui.series import bar, display_path, fmt_duration, progress_fraction, sparkline
+from walkless_tui.widgets.tables import fit_widths
 
 SORTS: dict[str, Callable[[RunInfo], object]] = {
     "started": lambda r: r.started or 0,
@@ -221,8 +222,6 @@ class RunsScreen(WalklessScreen):
             table.clear()
             for key, label in METRICS:  # short headers below 110 columns keep the three metrics in view
                 table.columns[ColumnKey(key)].label = Text(label if wide else SHORT_HEADERS.get(key, label))
-            for column in table.columns.values():  # widths from the new rows (they never shrink otherwise)
-                column.content_width = column.label.cell_len
             for k in keys:
                 table.add_row(*cells[k], key=k)
             if focus in keys:
@@ -232,8 +231,9 @@ class RunsScreen(WalklessScreen):
             for k in keys:
                 old = self._cells.get(k) or (None,) * len(COLUMNS)
                 for (col, _), new, prev in zip(COLUMNS, cells[k], old, strict=True):
-                    if not same_cell(new, prev):  # a wider value widens its column ("-0.066", a longer note)
-                        table.update_cell(k, col, new, update_width=True)
+                    if not same_cell(new, prev):
+                        table.update_cell(k, col, new)
+        fit_widths(table, [cells[k] for k in keys])  # a wider value widens its column ("-0.066", a longer note)
         self._keys, self._cells, self._wide = keys, cells, (wide, name_width)
         self._show_empty(len(rows))
         self._show_detail()
