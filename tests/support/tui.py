@@ -74,11 +74,12 @@ def withhold_idle_widths(monkeypatch, *table_ids: str) -> None:
     update_dimensions, update_column_widths = DataTable._update_dimensions, DataTable._update_column_widths
 
     def dimensions_only(self, new_rows) -> None:
+        if self.id not in table_ids:
+            return update_dimensions(self, new_rows)
         widths = {key: column.content_width for key, column in self.columns.items()}
         update_dimensions(self, new_rows)
-        if self.id in table_ids:
-            for key, width in widths.items():
-                self.columns[key].content_width = width
+        for key, width in widths.items():
+            self.columns[key].content_width = width
 
     def no_fitting(self, updated_cells) -> None:
         if self.id not in table_ids:

@@ -356,13 +356,11 @@ class CompareScreen(WalklessScreen):
         table = self.query_one("#table2", DataTable)
         cursor = table.cursor_row
         best = sweep_best(rows)
-        shown, seen = [], set()  # a row number once, at its first entry
+        first: dict[str, dict] = {}  # a row number once (it keys the table's row), at its first entry
         for r in rows:
-            if str(r["row"]) not in seen:
-                seen.add(str(r["row"]))
-                shown.append(r)
+            first.setdefault(str(r["row"]), r)
         fill_sized(table, [("row", "row"), *SWEEP_METRICS, ("seconds", "s/epoch"), ("epochs", "epochs"),
-                           ("state", "state")], [sweep_cells(r, best) for r in shown], [str(r["row"]) for r in shown])
+                           ("state", "state")], [sweep_cells(r, best) for r in first.values()], list(first))
         if rows and cursor:
             table.move_cursor(row=min(cursor, table.row_count - 1))
         note = sweep_caption(self.sweep)
